@@ -1,0 +1,40 @@
+"""Offline question answering over your documents, in verbatim cited quotes.
+
+    from qa import Assistant
+    assistant = Assistant(["seeds/"], rebuild="stale").load()
+    answer = assistant.ask("Where were the soldiers captured?")
+    for quote in answer.quotes:
+        print(quote.text, quote.doc, quote.start, quote.end)
+"""
+
+from .answers import NO_ANSWER, Answer, Quote
+from .assistant import DEFAULT_CORPUS, DEFAULT_K, DEFAULT_THRESHOLD, Assistant
+from .documents import Document, DocumentError, load_documents
+from .embeddings import DEFAULT_MODEL, Embedder, ModelError
+from .index import CorpusIndex, MissingIndexError, StaleIndexError, default_data_dir
+from .retrieval import HybridRetriever, Passage
+from .segments import Segment, segment_document
+
+__all__ = [
+    "Answer",
+    "Assistant",
+    "CorpusIndex",
+    "DEFAULT_CORPUS",
+    "DEFAULT_K",
+    "DEFAULT_MODEL",
+    "DEFAULT_THRESHOLD",
+    "Document",
+    "DocumentError",
+    "Embedder",
+    "HybridRetriever",
+    "MissingIndexError",
+    "ModelError",
+    "NO_ANSWER",
+    "Passage",
+    "Quote",
+    "Segment",
+    "StaleIndexError",
+    "default_data_dir",
+    "load_documents",
+    "segment_document",
+]

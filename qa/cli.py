@@ -1,0 +1,176 @@
+"""The ``qa`` command: parse, call the engine, print.  Nothing more.
+
+Results go to stdout (``--json`` for machines), progress and status to stderr.
+Exit codes: 0 answered or abstained, 1 a user error, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import click
+
+from .answers import Answer
+from .assistant import DEFAULT_CORPUS, DEFAULT_K, DEFAULT_THRESHOLD, Assistant
+from .documents import DocumentError
+from .embeddings import DEFAULT_MODEL, ModelError
+from .index import MissingIndexError, StaleIndexError
+
+USER_ERRORS = (DocumentError, ModelError, MissingIndexError, StaleIndexError, ValueError, OSError)
+
+
+class _Group(click.Group):
+    """Turns engine errors into one line on stderr and exit status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="qa")
+def cli():
+    """Ask questions about your documents; every answer is a verbatim, cited quote."""
+
+
+def corpus_options(f):
+    """Options shared by every command that opens a corpus."""
+    f = click.option("--threshold", type=float, default=DEFAULT_THRESHOLD, show_default=True,
+                     help="Abstain when the best quote scores below this.")(f)
+    f = click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="QA_DATA_DIR",
+                     help="Where indexes are kept [env: QA_DATA_DIR; default ~/.local/share/qa].")(f)
+    f = click.option("--model", default=DEFAULT_MODEL, show_default=True,
+                     help="Model manifest name, manifest .json, or sentence-transformers directory.")(f)
+    f = click.option("--docs", "docs", multiple=True, type=click.Path(path_type=Path),
+                     help="Document file or folder (repeatable) [default: seeds/].")(f)
+    return f
+
+
+class StderrProgress:
+    """A progress bar per stage, on stderr."""
+
+    def __init__(self):
+        self.bar = None
+        self.stage = None
+
+    def __call__(self, stage: str, done: int, total: int):
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = click.progressbar(length=total, label=stage, file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.bar.pos)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+def open_assistant(docs, model, data_dir, threshold, k=DEFAULT_K) -> Assistant:
+    """Open the corpus, building or refreshing its index first when needed."""
+    assistant = Assistant(list(docs) or [DEFAULT_CORPUS], model=model, data_dir=data_dir,
+                          k=k, threshold=threshold, rebuild="stale")
+    progress = StderrProgress()
+    try:
+        assistant.load(progress)
+    finally:
+        progress.close()
+    if assistant.built:
+        click.echo(f"Indexed {len(assistant.documents)} document(s) into {assistant.index_dir}", err=True)
+    return assistant
+
+
+def format_answer(answer: Answer) -> str:
+    lines = []
+    if not answer.answered:
+        lines.append(answer.message)
+    for n, q in enumerate(answer.quotes, 1):
+        where = f"{q.doc}" + (f", {q.section}" if q.section else "") + f", sentence {q.position + 1}"
+        lines.append(f"[{n}] \u201c{q.text}\u201d\n    \u2014 {where}, chars {q.start}-{q.end}, score {q.score:.2f}")
+    return "\n".join(lines)
+
+
+def emit(answer: Answer, as_json: bool):
+    if as_json:
+        click.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
+    else:
+        click.echo(format_answer(answer))
+    sys.stdout.flush()
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Model to embed with.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="QA_DATA_DIR",
+              help="Where indexes are kept [env: QA_DATA_DIR].")
+@click.option("--force", is_flag=True, help="Rebuild even when the index is up to date.")
+@click.option("--json", "as_json", is_flag=True, help="Print the index manifest as JSON.")
+def index(paths, model, data_dir, force, as_json):
+    """Build or refresh the index of PATHS (files or folders; default seeds/)."""
+    assistant = Assistant(list(paths) or [DEFAULT_CORPUS], model=model, data_dir=data_dir,
+                          rebuild="always" if force else "stale")
+    progress = StderrProgress()
+    try:
+        assistant.load(progress)
+    finally:
+        progress.close()
+    manifest = assistant.index.manifest
+    if as_json:
+        click.echo(json.dumps({"index_dir": str(assistant.index_dir), "rebuilt": assistant.built, **manifest}))
+        return
+    state = "built" if assistant.built else "up to date"
+    click.echo(f"Index {state}: {manifest['counts']['documents']} document(s), "
+               f"{manifest['counts']['segments']} sentences, model {manifest['model']['id']}")
+    click.echo(f"  {assistant.index_dir}")
+
+
+@cli.command()
+@click.argument("question")
+@corpus_options
+@click.option("--k", type=click.IntRange(min=1), default=DEFAULT_K, show_default=True, help="Most quotes to return.")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as one JSON object.")
+def ask(question, docs, model, data_dir, threshold, k, as_json):
+    """Answer QUESTION with quotes from the documents."""
+    if not question.strip():
+        raise click.ClickException("the question is empty: type a question in quotes")
+    assistant = open_assistant(docs, model, data_dir, threshold, k)
+    emit(assistant.ask(question), as_json)
+
+
+@cli.command()
+@corpus_options
+@click.option("--k", type=click.IntRange(min=1), default=DEFAULT_K, show_default=True, help="Most quotes per answer.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per answer, one per line.")
+def chat(docs, model, data_dir, threshold, k, as_json):
+    """Answer one question per line from stdin as one conversation.
+
+    Follow-up questions use the earlier ones; an empty line starts a new
+    conversation.
+    """
+    assistant = open_assistant(docs, model, data_dir, threshold, k)
+    if sys.stdin.isatty():
+        click.echo("Ask a question (empty line: new conversation, Ctrl-D: quit).", err=True)
+    history: list[Answer] = []
+    for line in sys.stdin:
+        question = line.strip()
+        if not question:
+            history = []
+            continue
+        answer = assistant.ask(question, history=history)
+        history.append(answer)
+        emit(answer, as_json)
+        if not as_json:
+            click.echo()
+
+
+def main():
+    for entry in entry_points(group="qa.commands"):
+        cli.add_command(entry.load(), entry.name)
+    cli()

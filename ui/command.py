@@ -1,0 +1,1 @@
+"""Placeholder until the browser chat lands (issue 3)."""

@@ -95,7 +95,7 @@ class Assistant:
             raise ValueError(f"k={k}: ask for at least one quote")
         started = time.perf_counter()
         query = _query(question, history)
-        passages = self._retriever.retrieve(query, top_k=max(k, 10) * 2)
+        passages = self._retriever.retrieve(query, top_k=max(k, 10) * 2, question=question)
         answer = compose(question, query, passages, self.index.documents, k,
                          self.threshold if threshold is None else threshold)
         return replace(answer, latency_ms=(time.perf_counter() - started) * 1000)
@@ -104,7 +104,7 @@ class Assistant:
         """The ranked passages behind an answer, for evaluation and inspection."""
         if self._retriever is None:
             raise RuntimeError("call load() before retrieve()")
-        return self._retriever.retrieve(_query(question, history), top_k=top_k)
+        return self._retriever.retrieve(_query(question, history), top_k=top_k, question=question)
 
 
 def _query(question: str, history: Sequence[str | Answer]) -> str:

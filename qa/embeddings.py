@@ -121,9 +121,11 @@ class Embedder:
         if self._network is not None:
             return self
         self.info = resolve_model(self.model)
-        # Even a local path can make the hub client try the network first.
+        # Even a local path can make the hub client try the network first;
+        # and its loading bar would mix with the caller's own progress.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         from sentence_transformers import SentenceTransformer
 
         try:

@@ -2,7 +2,8 @@
 
 Each sentence gets ``score = (cosine + coverage) / 2`` where ``coverage`` is
 the IDF-weighted share of the question's terms (stemmed, no stop words) that
-the sentence holds.  Both parts are absolute, so the score also serves as the
+the sentence holds, plus a small bonus when it holds the kind of thing the
+question asks for (a place for "where", a number for "how many").  Both parts are absolute, so the score also serves as the
 confidence that decides abstention.  Candidates are the union of the FAISS
 top-N and the BM25 top-N.
 
@@ -14,6 +15,7 @@ the two 0.661, dense + 0.5 * max-normalized BM25 0.704, this fusion 0.728
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +25,32 @@ from .index import CorpusIndex, tokenize
 from .segments import Segment
 
 CANDIDATES = 256
+
+# Answer-type matching: a "where" question prefers a sentence that names a
+# place, "when" a time, "how many" a number.  On SQuAD v1.1 a bonus of 0.04
+# raised hit@1 for those questions by 1 to 1.5 points; for "who" it hurt, so
+# it is left out.
+TYPE_BONUS = 0.04
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_ANSWER_TYPES = (
+    (re.compile(r"\bhow (?:many|much|long|old|far|large|big|tall)\b|\bwhat (?:percentage|number|amount)\b", re.I),
+     re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|hundred|thousand"
+                r"|million|billion|dozen|several)\b", re.I)),
+    (re.compile(r"\bwhen\b|\bwhat (?:year|date|time|century|decade|month|day)\b", re.I),
+     re.compile(rf"\b(?:1[0-9]{{3}}|20[0-9]{{2}})s?\b|\b(?:{_MONTHS})\b|\b(?:century|decade|years?|days?"
+                r"|weeks?|months?|today|yesterday|since|until|during|before|after)\b")),
+    (re.compile(r"\bwhere\b", re.I),
+     re.compile(r"\b(?:in|at|near|from|to|into|across|outside|inside)\s+(?:the\s+)?[A-Z][\w'-]+"
+                r"|\b(?:region|city|country|state|province|capital|village|town|district)\b")),
+)
+
+
+def answer_type(question: str) -> re.Pattern | None:
+    """The pattern a sentence answering ``question`` likely holds, if its type is known."""
+    for asks, holds in _ANSWER_TYPES:
+        if asks.search(question):
+            return holds
+    return None
 
 
 @dataclass(frozen=True)
@@ -41,7 +69,12 @@ class HybridRetriever:
         self.embedder = embedder
         self.candidates = candidates
 
-    def retrieve(self, query: str, top_k: int = 10) -> list[Passage]:
+    def retrieve(self, query: str, top_k: int = 10, question: str | None = None) -> list[Passage]:
+        """The best ``top_k`` sentences for ``query``.
+
+        ``question`` (default: the query) is what decides the answer type; for
+        a follow-up it is the last question alone, not the earlier turns.
+        """
         index = self.index
         vector = self.embedder.embed([query])[0]
         ids, sims = index.dense_scores(vector, self.candidates)
@@ -52,10 +85,14 @@ class HybridRetriever:
         if extra:
             vectors = index.dense.reconstruct_batch(np.array(extra, dtype=np.int64))
             dense.update(zip(extra, (vectors @ vector).tolist()))
-        passages = [
-            Passage(index.segments[i], (d + float(coverage[i])) / 2, d, float(coverage[i]))
-            for i, d in dense.items() if i >= 0
-        ]
+        wanted = answer_type(question or query)
+        passages = []
+        for i, d in dense.items():
+            if i < 0:
+                continue
+            segment = index.segments[i]
+            bonus = TYPE_BONUS if wanted and wanted.search(segment.text) else 0.0
+            passages.append(Passage(segment, (d + float(coverage[i])) / 2 + bonus, d, float(coverage[i])))
         passages.sort(key=lambda p: (-p.score, p.segment.doc_id, p.segment.start))
         return passages[:top_k]
 

@@ -1,0 +1,69 @@
+"""The `qa` command as a user runs it: real processes, real files."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, SEED_ARTICLE
+
+QA = [sys.executable, "-m", "qa"]
+
+
+def run(args, data_dir, stdin=None):
+    env = {**os.environ, "QA_DATA_DIR": str(data_dir)}
+    return subprocess.run(QA + args, input=stdin, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+
+
+def test_ask_json_returns_the_kursk_sentence_with_exact_offsets(data_dir, seed_assistant):
+    result = run(["ask", "--json", "Where were the North Korean soldiers captured?"], data_dir)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert set(answer) >= {"question", "answered", "answer", "quotes", "message"}
+    assert answer["answered"] is True
+    best = answer["quotes"][0]
+    assert set(best) >= {"text", "doc", "title", "section", "start", "end", "score"}
+    text = SEED_ARTICLE.read_bytes().decode("utf-8")
+    assert best["text"] == text[best["start"]:best["end"]]
+    assert best["text"] == "Ukraine has claimed that it has captured two North Korean soldiers in Russia's Kursk region."
+    assert answer["answer"] == best["text"]
+
+
+def test_chat_answers_follow_ups_and_empty_line_starts_over(data_dir, seed_assistant):
+    questions = "Who is Ukraine's foreign minister?\nWhat did he urge?\n\nHow do I bake sourdough bread?\n"
+    result = run(["chat", "--json"], data_dir, stdin=questions)
+    assert result.returncode == 0, result.stderr
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(answers) == 3
+    assert "more pressure on Moscow and Pyongyang" in answers[1]["quotes"][0]["text"]
+    assert answers[2]["answered"] is False
+    assert answers[2]["query"] == "How do I bake sourdough bread?"  # the new conversation has no history
+
+
+def test_index_builds_a_new_corpus_with_progress_on_stderr(data_dir, tmp_path):
+    doc = tmp_path / "lighthouse.md"
+    doc.write_text("# Lighthouses\n\nThe lamp was lit every evening at dusk.\n")
+    result = run(["index", str(doc), "--json"], data_dir)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["rebuilt"] is True and report["counts"] == {"documents": 1, "segments": 1}
+    assert "embedding" in result.stderr
+    again = run(["ask", "When was the lamp lit?", "--docs", str(doc)], data_dir)
+    assert again.returncode == 0
+    assert "The lamp was lit every evening at dusk." in again.stdout
+    assert "Indexed" not in again.stderr  # the index was fresh, not rebuilt
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["ask", "   "], 1, "question is empty"),
+    (["ask", "Anything?", "--docs", "no/such/file.txt"], 1, "no/such/file.txt: no such file"),
+    (["ask"], 2, "Missing argument"),
+    (["ask", "x", "--k", "zero"], 2, "--k"),
+])
+def test_errors_name_the_bad_value_and_exit_codes_follow_the_contract(data_dir, args, code, message):
+    result = run(args, data_dir)
+    assert result.returncode == code
+    assert message in result.stderr
+    assert result.stdout == ""

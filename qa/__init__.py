@@ -7,7 +7,7 @@
         print(quote.text, quote.doc, quote.start, quote.end)
 """
 
-from .answers import NO_ANSWER, Answer, Quote
+from .answers import NO_ANSWER, Answer, Quote, ShortAnswer
 from .assistant import DEFAULT_CORPUS, DEFAULT_K, DEFAULT_THRESHOLD, Assistant
 from .documents import Document, DocumentError, load_documents
 from .embeddings import DEFAULT_MODEL, Embedder, ModelError
@@ -33,6 +33,7 @@ __all__ = [
     "Passage",
     "Quote",
     "Segment",
+    "ShortAnswer",
     "StaleIndexError",
     "default_data_dir",
     "load_documents",

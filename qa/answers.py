@@ -5,10 +5,20 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
+from .answer_types import short_answer_span
 from .documents import Document
 from .retrieval import Passage
 
 NO_ANSWER = "The documents don't say."
+
+
+@dataclass(frozen=True)
+class ShortAnswer:
+    """The words inside a quote that answer the question: ``document.text[start:end] == text``."""
+
+    text: str
+    start: int
+    end: int
 
 
 @dataclass(frozen=True)
@@ -23,6 +33,7 @@ class Quote:
     start: int
     end: int
     score: float
+    short_answer: ShortAnswer | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -58,7 +69,8 @@ def _normalized(text: str) -> str:
     return re.sub(r"\W+", " ", text.lower()).strip()
 
 
-def select_quotes(passages: list[Passage], documents: dict[str, Document], k: int) -> tuple[Quote, ...]:
+def select_quotes(question: str, passages: list[Passage], documents: dict[str, Document],
+                  k: int) -> tuple[Quote, ...]:
     """Up to ``k`` quotes, best first, with repeated sentences collapsed."""
     quotes, seen = [], set()
     for p in passages:
@@ -68,9 +80,11 @@ def select_quotes(passages: list[Passage], documents: dict[str, Document], k: in
         seen.add(key)
         s = p.segment
         doc = documents[s.doc_id]
+        span = short_answer_span(question, s.text)
+        short = ShortAnswer(doc.text[s.start + span[0]:s.start + span[1]], s.start + span[0], s.start + span[1]) if span else None
         quotes.append(Quote(
             text=doc.text[s.start:s.end], doc=doc.id, title=doc.title, section=s.section,
-            position=s.position, start=s.start, end=s.end, score=round(p.score, 4),
+            position=s.position, start=s.start, end=s.end, score=round(p.score, 4), short_answer=short,
         ))
         if len(quotes) == k:
             break
@@ -79,7 +93,7 @@ def select_quotes(passages: list[Passage], documents: dict[str, Document], k: in
 
 def compose(question: str, query: str, passages: list[Passage], documents: dict[str, Document],
             k: int, threshold: float) -> Answer:
-    quotes = select_quotes(passages, documents, k)
+    quotes = select_quotes(question, passages, documents, k)
     if quotes and quotes[0].score >= threshold:
         cited = "; ".join(dict.fromkeys(q.title for q in quotes))
         return Answer(question, True, quotes, f"{len(quotes)} quote(s) from: {cited}", query)

@@ -124,3 +124,14 @@ def test_a_corrupted_weight_file_is_refused(tmp_path):
 def test_unknown_model_name_is_explained():
     with pytest.raises(ModelError, match="all-MiniLM-L6-v2"):
         resolve_model("no-such-model")
+
+
+def test_short_answer_stands_inside_the_best_quote(seed_assistant):
+    answer = seed_assistant.ask("Where were the North Korean soldiers captured?")
+    best = answer.quotes[0]
+    assert best.short_answer.text == "Russia's Kursk region"
+    text = seed_assistant.index.documents[best.doc].text
+    assert text[best.short_answer.start:best.short_answer.end] == best.short_answer.text
+    assert best.start <= best.short_answer.start < best.short_answer.end <= best.end
+    age = seed_assistant.ask("How old was the man the ID card was issued to?").quotes[0]
+    assert age.short_answer.text == "26-year-old"

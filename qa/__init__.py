@@ -11,6 +11,7 @@ from .answers import NO_ANSWER, Answer, Quote, ShortAnswer
 from .assistant import DEFAULT_CORPUS, DEFAULT_K, DEFAULT_THRESHOLD, Assistant
 from .documents import Document, DocumentError, load_documents
 from .embeddings import DEFAULT_MODEL, Embedder, ModelError
+from .evaluation import TestSetError, compute_metrics, read_squad, read_testset, run_eval
 from .index import CorpusIndex, MissingIndexError, StaleIndexError, default_data_dir
 from .retrieval import HybridRetriever, Passage
 from .segments import Segment, segment_document
@@ -35,7 +36,12 @@ __all__ = [
     "Segment",
     "ShortAnswer",
     "StaleIndexError",
+    "TestSetError",
+    "compute_metrics",
     "default_data_dir",
     "load_documents",
+    "read_squad",
+    "read_testset",
+    "run_eval",
     "segment_document",
 ]

@@ -170,6 +170,58 @@ def chat(docs, model, data_dir, threshold, k, as_json):
             click.echo()
 
 
+@cli.command(name="eval")
+@click.argument("testset", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--squad", type=click.Path(dir_okay=False, path_type=Path),
+              help="A per-article SQuAD JSONL file (../shared/eval) in place of TESTSET.")
+@corpus_options
+@click.option("--limit", type=click.IntRange(min=1), help="Keep the first N questions in file order.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write metrics.json, results.jsonl, report.md, hitk.png and coverage.png here.")
+@click.option("--compare", "compare_to", type=click.Path(dir_okay=False, path_type=Path),
+              help="An earlier metrics.json: print every metric's change and the questions that flipped.")
+def eval_command(testset, squad, docs, model, data_dir, threshold, limit, as_json, out_dir, compare_to):
+    """Score the assistant on TESTSET (JSONL, one question per line) or a SQuAD file."""
+    from . import evaluation, report
+    from .index import default_data_dir
+
+    if (testset is None) == (squad is None):
+        raise click.UsageError("give either TESTSET or --squad FILE")
+    try:
+        if squad is not None:
+            folder = Path(data_dir or default_data_dir()) / "squad" / squad.stem
+            items = evaluation.read_squad(squad, folder, limit)
+        else:
+            items = evaluation.read_testset(testset, limit)
+        previous = evaluation.load_previous(compare_to) if compare_to else None
+    except evaluation.TestSetError as exc:
+        raise click.ClickException(str(exc)) from None
+    default_docs = [Path(d) for d in docs] or [DEFAULT_CORPUS]
+    progress = StderrProgress()
+    try:
+        assistants = evaluation.open_corpora(
+            items, default_docs, lambda paths: Assistant(paths, model=model, data_dir=data_dir, k=DEFAULT_K,
+                                                          threshold=threshold, rebuild="stale"), progress)
+        records = evaluation.run_eval(items, assistants, default_docs, progress)
+    finally:
+        progress.close()
+    metrics = evaluation.compute_metrics(records, threshold)
+    if out_dir:
+        report.write_outputs(out_dir, records, metrics, title=f"Evaluation: {(squad or testset).name}")
+        click.echo(f"Wrote metrics.json, results.jsonl, report.md, hitk.png, coverage.png to {out_dir}", err=True)
+    compared = None
+    if previous:
+        compared = evaluation.compare(previous[0], metrics, previous[1], evaluation.question_verdicts(records))
+    if as_json:
+        click.echo(json.dumps({**metrics, "compare": compared} if compared else metrics))
+    else:
+        click.echo(report.format_table(metrics))
+        if compared:
+            click.echo(f"\nCompared with {compare_to}:")
+            click.echo(report.format_compare(compared))
+
+
 def main():
     for entry in entry_points(group="qa.commands"):
         cli.add_command(entry.load(), entry.name)

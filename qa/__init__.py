@@ -9,7 +9,7 @@
 
 from .answers import NO_ANSWER, Answer, Quote, ShortAnswer
 from .assistant import DEFAULT_CORPUS, DEFAULT_K, DEFAULT_THRESHOLD, Assistant
-from .documents import Document, DocumentError, load_documents
+from .documents import Document, DocumentError, collect_files, load_documents, read_document
 from .embeddings import DEFAULT_MODEL, Embedder, ModelError
 from .evaluation import TestSetError, compute_metrics, read_squad, read_testset, run_eval
 from .index import CorpusIndex, MissingIndexError, StaleIndexError, default_data_dir
@@ -38,8 +38,10 @@ __all__ = [
     "StaleIndexError",
     "TestSetError",
     "compute_metrics",
+    "collect_files",
     "default_data_dir",
     "load_documents",
+    "read_document",
     "read_squad",
     "read_testset",
     "run_eval",

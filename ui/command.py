@@ -1,9 +1,50 @@
-"""`qa serve`: registered through the "qa.commands" entry point (pyproject)."""
+"""`qa serve`: registered through the "qa.commands" entry point (pyproject).
+
+Importing this module stays cheap: Gradio and the engine's model are loaded
+inside the command.
+"""
+
+from __future__ import annotations
+
+import os
 
 import click
 
+from qa.cli import corpus_options
+
 
 @click.command()
-def serve():
-    """Start the browser chat (not built yet)."""
-    raise click.ClickException("the browser chat is not built yet")
+@corpus_options
+@click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True,
+              help="Port on 127.0.0.1 to serve on.")
+def serve(docs, model, data_dir, threshold, port):
+    """Start the browser chat on http://127.0.0.1:PORT (local only, no share link)."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from pathlib import Path
+
+    from qa import DEFAULT_CORPUS, default_data_dir
+    from qa.cli import StderrProgress
+
+    from qa import Assistant
+
+    from .store import Store
+
+    data_dir = Path(data_dir) if data_dir else default_data_dir()
+    store = Store(data_dir, list(docs) or [DEFAULT_CORPUS])
+    assistant = Assistant(store.files(), model=model, data_dir=data_dir, threshold=threshold, rebuild="stale")
+    click.echo(f"Opening {len(store.files())} document(s) (the index is built first if missing or stale)\u2026",
+               err=True)
+    progress = StderrProgress()
+    try:
+        assistant.load(progress)
+    finally:
+        progress.close()
+    if assistant.built:
+        click.echo(f"Indexed {len(assistant.documents)} document(s) into {assistant.index_dir}", err=True)
+
+    from .app import App, build, launch
+
+    app = App(assistant, store, model=model)
+    launch(build(app), port)

@@ -1,0 +1,374 @@
+"""The browser chat: rendering and storage units, then the running app in headless Chromium.
+
+One `qa serve` per module (a subprocess on a free port, with its own data
+directory) and one browser for all the browser tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from qa import Answer, Quote, ShortAnswer
+from ui.screenshot import CHROMIUM, CHROMIUM_FLAGS, VIEWPORT
+from ui.render import esc, render_answer, render_documents, render_source, span_id
+from ui.store import MAX_UPLOAD_BYTES, Store, UploadRefused, feedback_record, safe_name
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+QA = Path(sys.executable).with_name("qa")
+WAIT = 60_000  # ms, for every browser wait
+
+EVIL = (
+    "# Harbour cats <script>alert('title')</script>\n\n"
+    "The lighthouse keeper's cat is called Biscuit <img src=x onerror=alert('img')> and sleeps by the lamp.\n"
+    "Visitors may feed Biscuit only with fish on Sundays <script>alert('body')</script>.\n"
+)
+UPLOADED = (
+    "# Skerry harbour log\n\n"
+    "The Skerryvore lamp was first lit in 1844 by the engineer Alan Stevenson.\n"
+    "The tower is 48 metres tall and stands on a reef twelve miles out at sea.\n"
+)
+
+
+# --------------------------------------------------------------------------- units
+def quote(text="Kursk is a region.", doc="a.txt", start=10, score=0.61, position=2, section="Story", short=None):
+    short_answer = None
+    if short:
+        at = start + text.index(short)
+        short_answer = ShortAnswer(short, at, at + len(short))
+    return Quote(text=text, doc=doc, title="A <b>title</b>", section=section, position=position,
+                 start=start, end=start + len(text), score=score, short_answer=short_answer)
+
+
+def test_esc_neutralises_html_markdown_and_templates():
+    out = esc("<script>alert(1)</script> *b* ${x} [l](u) O'Neil & \"q\"")
+    assert "<" not in out and ">" not in out and "$" not in out and "*" not in out and "[" not in out
+    assert "'" not in out and '"' not in out
+    import html
+    assert html.unescape(out) == "<script>alert(1)</script> *b* ${x} [l](u) O'Neil & \"q\""
+
+
+def test_render_answer_cites_and_escapes():
+    a = Answer("q", True, (quote(text="<img src=x onerror=alert(1)> Kursk"),), "1 quote(s) from: <i>x</i>")
+    out = render_answer(a, turn=3)
+    assert 'href="#cite-3-1"' in out and "[1]" in out
+    assert "<img" not in out and "&#60;img src=x" in out
+    assert "<i>" not in out and "&#60;b&#62;title" in out
+    assert "Story, sentence 3" in out and "score 0.61" in out
+    assert "qa-best" in out and "\n\n" not in out
+
+
+def test_short_answer_stands_out_inside_the_best_quote():
+    a = Answer("Where?", True, (quote(text="It was found in the Kursk region today.", short="the Kursk region"),), "1 quote")
+    out = render_answer(a, turn=1)
+    assert '<strong class="qa-short">the Kursk region</strong>' in out
+    assert "It was found in" in out
+
+
+def test_render_answer_abstains_plainly():
+    a = Answer("q", False, (quote(score=0.05),), "The documents don't say. The closest passages are listed.")
+    out = render_answer(a, turn=0)
+    assert "Not in the documents" in out and "Closest passages" in out and "qa-best" not in out
+
+
+def test_render_source_marks_spans_with_ids_and_keeps_text():
+    text = "Intro <b>. First sentence here. Second one & more."
+    doc = SimpleNamespace(id="d<1>.txt", title="T", text=text)
+    s1 = (text.index("First"), text.index("here.") + 5)
+    s2 = (text.index("Second"), len(text))
+    out = render_source(doc, [s2, s1, (0, 10_000)], active=s2)
+    assert f'<mark id="{span_id(*s1)}" class="qa-span">First sentence here.</mark>' in out
+    assert f'id="{span_id(*s2)}" class="qa-span active"' in out
+    assert "<b>" not in out and "d&#60;1&#62;.txt" in out
+    import html
+    body = re.sub(r"<[^>]+>", "", out.split('class="qa-source-text">', 1)[1])
+    assert html.unescape(body) == text
+
+
+def test_render_documents_escapes():
+    out = render_documents([{"title": "<script>x</script>", "id": "a.txt", "origin": "upload", "bytes": 2048,
+                             "chars": 10, "sentences": 2}], "2025-01-01T00:00:00Z")
+    assert "<script>" not in out and "2.0 KB" in out and "2025-01-01" in out
+
+
+def test_safe_name_never_leaves_the_folder():
+    assert safe_name("../../etc/passwd.txt") == "passwd.txt"
+    assert safe_name("C:\\Users\\me\\My Notes (1).MD") == "My_Notes_1.md"
+    assert safe_name("...") == "document"
+    assert "/" not in safe_name("a/b/../../c.html")
+
+
+def test_store_checks_uploads_on_the_server(tmp_path):
+    store = Store(tmp_path / "data", [SEEDS])
+    bad = tmp_path / "x.exe"
+    bad.write_bytes(b"MZ")
+    with pytest.raises(UploadRefused, match="not accepted"):
+        store.add_upload(bad, "x.exe")
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"a" * (MAX_UPLOAD_BYTES + 1))
+    with pytest.raises(UploadRefused, match="limit"):
+        store.add_upload(big, "big.txt")
+    binary = tmp_path / "bin.txt"
+    binary.write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(UploadRefused, match="UTF-8"):
+        store.add_upload(binary, "bin.txt")
+    good = tmp_path / "up.txt"
+    good.write_text(UPLOADED, encoding="utf-8")
+    dest = store.add_upload(good, "../../../evil/../notes.txt")
+    assert dest.parent == store.uploads and dest.name == "notes.txt"
+    with pytest.raises(UploadRefused, match="already"):
+        store.add_upload(good, "notes.txt")
+    assert dest.resolve() in store.files()
+    assert not list(store.uploads.glob(".incoming-*"))
+
+
+def test_store_remove_excludes_base_documents_but_keeps_them(tmp_path):
+    store = Store(tmp_path / "data", [SEEDS])
+    seed = store.files()[0]
+    with pytest.raises(UploadRefused, match="last document"):
+        store.remove(seed)
+    up = tmp_path / "up.md"
+    up.write_text(UPLOADED, encoding="utf-8")
+    store.add_upload(up, "up.md")
+    store.remove(seed)
+    assert seed.exists() and seed not in store.files()
+    assert store.restore() == 1 and seed in store.files()
+
+
+def test_feedback_record_is_a_test_case():
+    turn = {"question": "Where?", "history": ["Who?"], "docs": ["seeds/a.txt"],
+            "answer": {"answered": True, "quotes": [{"text": "In Kursk.", "doc": "a.txt"}]}}
+    up = feedback_record(turn, "up")
+    assert up["answers"] == ["In Kursk."] and up["verdict"] == "up" and up["history"] == ["Who?"]
+    down = feedback_record(turn, "down")
+    assert "answers" not in down and down["rejected"] == ["In Kursk."]
+    abstained = {**turn, "answer": {"answered": False, "quotes": [{"text": "close", "doc": "a.txt"}]}}
+    assert feedback_record(abstained, "up")["answers"] == []
+
+
+def test_serve_command_is_cheap_to_import():
+    code = "import sys, ui.command; print('gradio' in sys.modules, 'sentence_transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+# --------------------------------------------------------------------------- the running app
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    data = tmp_path_factory.mktemp("ui-data")
+    port = free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "QA_DATA_DIR": str(data)}
+    proc = subprocess.Popen([str(QA), "serve", "--port", str(port), "--data-dir", str(data)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line)
+            if "Running on local URL" in line:
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        if not ready.wait(180):
+            pytest.fail("qa serve did not start:\n" + "".join(lines))
+        url = f"http://127.0.0.1:{port}/"
+        assert url.rstrip("/") in "".join(lines)  # it prints its local URL
+        yield SimpleNamespace(url=url, data=data, log=lines)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    pw_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (make chromium)")
+    with pw_api.sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+        ctx = pw.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True,
+                                                    args=CHROMIUM_FLAGS, viewport=VIEWPORT)
+        page = ctx.new_page()
+        page.dialogs = []
+        page.requests = []
+        page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+        page.on("request", lambda r: page.requests.append(r.url))
+        page.goto(server.url)
+        page.wait_for_selector("#qa-question textarea", timeout=WAIT)
+        yield page
+        ctx.close()
+
+
+def expect():
+    from playwright.sync_api import expect as _expect
+
+    _expect.set_options(timeout=WAIT)
+    return _expect
+
+
+def ask(page, question: str):
+    """Ask and wait for the answer to this question; return the last bot message."""
+    bots = page.locator("#qa-chat [data-testid='bot']")
+    before = bots.count()
+    page.fill("#qa-question textarea", question)
+    page.click("#qa-ask")
+    expect()(bots).to_have_count(before + 1)
+    return bots.nth(before)
+
+
+@pytest.mark.browser
+def test_page_loads_offline_and_lists_documents(browser, server):
+    expect()(browser.locator("#qa-docs")).to_contain_text("Ukraine captures 2 North Korean soldiers")
+    expect()(browser.locator("#qa-examples button").first).to_contain_text("?")
+    outside = [u for u in browser.requests if not u.startswith(server.url[:-1])]
+    assert outside == []
+
+
+@pytest.mark.browser
+def test_seed_question_quote_citation_and_source(browser):
+    msg = ask(browser, "Which region was the ID card holder from?")
+    best = msg.locator("blockquote.qa-best")
+    expect()(best).to_contain_text("The ID card was reportedly issued to a 26-year-old man from Russia's Tyva region.")
+    expect()(best).to_contain_text("[1]")
+    expect()(best).to_contain_text("Identity disclosure, sentence")
+    expect()(best).to_contain_text("score")
+    # The source view opens on the cited document with every quoted span marked.
+    source = browser.locator("#qa-source")
+    expect()(source.locator("mark.active")).to_contain_text("Tyva region")
+    assert source.locator("mark").count() >= 2
+    # Choosing citation [2] marks its passage and scrolls it into view.
+    second = msg.locator("blockquote.qa-quote").nth(1)
+    second_text = second.locator("p").first.inner_text().strip("\u201c\u201d")
+    second.locator("a.qa-cite").click()
+    active = source.locator("mark.active")
+    expect()(active).to_have_text(second_text)
+    expect()(active).to_be_in_viewport()
+    assert re.fullmatch(r"q-\d+-\d+", active.get_attribute("id"))
+
+
+@pytest.mark.browser
+def test_follow_up_uses_the_conversation(browser):
+    browser.click("#qa-clear")
+    expect()(browser.locator("#qa-chat [data-testid='bot']")).to_have_count(0)
+    ask(browser, "Who is Ukraine's foreign minister?")
+    msg = ask(browser, "What did he urge?")
+    expect()(msg.locator("blockquote.qa-best")).to_contain_text("Sybiga urged more pressure")
+
+
+@pytest.mark.browser
+def test_off_topic_question_is_not_in_the_documents(browser):
+    msg = ask(browser, "How long should sourdough bread be baked?")
+    expect()(msg).to_contain_text("Not in the documents")
+    expect()(msg).to_contain_text("Closest passages")
+    assert msg.locator("blockquote.qa-best").count() == 0
+
+
+@pytest.mark.browser
+def test_thumbs_up_is_saved_as_a_test_case(browser, server):
+    msg = ask(browser, "Which region was the ID card holder from?")
+    browser.locator("#qa-chat button[aria-label='Like']").last.click()
+    path = server.data / "feedback.jsonl"
+    deadline = time.monotonic() + 60
+    while not (path.exists() and path.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    record = json.loads(path.read_text().splitlines()[-1])
+    assert record["question"] == "Which region was the ID card holder from?"
+    assert record["verdict"] == "up" and "Tyva" in record["answers"][0]
+    assert record["docs"] and record["quote"]["start"] < record["quote"]["end"]
+    assert msg.is_visible()
+
+
+@pytest.mark.browser
+def test_api_returns_the_json_of_qa_ask(server):
+    from gradio_client import Client
+
+    question = "Which region was the ID card holder from?"
+    got = Client(server.url, verbose=False).predict(question, None, api_name="/ask")
+    cli = subprocess.run([str(QA), "ask", question, "--json", "--data-dir", str(server.data)],
+                         capture_output=True, text=True, cwd=ROOT, check=True)
+    want = json.loads(cli.stdout)
+    assert set(got) == set(want)
+    got.pop("latency_ms"), want.pop("latency_ms")
+    assert got == want
+    assert "Tyva" in got["answer"]
+    follow = Client(server.url, verbose=False).predict(
+        "What did he urge?", ["Who is Ukraine's foreign minister?"], api_name="/ask")
+    assert follow["answered"] and "Sybiga" in follow["answer"]
+    assert "foreign minister" in follow["query"]
+
+
+@pytest.mark.browser
+def test_upload_reindex_and_ask_about_the_new_document(browser, tmp_path):
+    path = tmp_path / "skerry log.md"
+    path.write_text(UPLOADED, encoding="utf-8")
+    browser.set_input_files("#qa-upload input[type=file]", str(path))
+    expect()(browser.locator("#qa-status")).to_contain_text("Indexed 2 document(s)")
+    expect()(browser.locator("#qa-docs")).to_contain_text("skerry_log.md")
+    msg = ask(browser, "When was the Skerryvore lamp first lit?")
+    expect()(msg.locator("blockquote.qa-best")).to_contain_text("first lit in 1844")
+    expect()(browser.locator("#qa-source mark.active")).to_contain_text("first lit in 1844")
+
+
+@pytest.mark.browser
+def test_script_injection_document_renders_as_text(browser, tmp_path, server):
+    path = tmp_path / "evil.md"
+    path.write_text(EVIL, encoding="utf-8")
+    browser.set_input_files("#qa-upload input[type=file]", str(path))
+    expect()(browser.locator("#qa-docs")).to_contain_text("<script>alert('title')</script>")
+    msg = ask(browser, "What is the lighthouse keeper's cat called?")
+    expect()(msg).to_contain_text("<img src=x onerror=alert('img')>")
+    expect()(browser.locator("#qa-source")).to_contain_text("<script>alert('body')</script>")
+    assert browser.locator("#qa-chat img[src='x'], #qa-source img, #qa-docs script, #qa-source script").count() == 0
+    browser.wait_for_timeout(500)  # an onerror handler would have fired by now
+    assert browser.dialogs == []
+    assert (server.data / "uploads" / "evil.md").exists()
+
+
+@pytest.mark.browser
+def test_remove_a_document_and_reindex(browser, server):
+    choice = browser.locator("#qa-remove-choice input")
+    choice.click()
+    browser.get_by_role("option", name=re.compile(r"\(evil\.md\)")).click()
+    browser.click("#qa-remove")
+    expect()(browser.locator("#qa-status")).to_contain_text("Indexed 2 document(s)")
+    expect()(browser.locator("#qa-docs")).not_to_contain_text("evil.md")
+    assert not (server.data / "uploads" / "evil.md").exists()
+
+
+@pytest.mark.browser
+def test_refused_uploads_say_why(browser, server, tmp_path):
+    exe = tmp_path / "notes.exe"
+    exe.write_bytes(b"MZ not a document")
+    browser.set_input_files("#qa-upload input[type=file]", str(exe))
+    expect()(browser.locator(".toast-body").last).to_contain_text("Invalid file type")
+    # Past the browser's check, the server reads the file before storing it.
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("caf\xe9 au lait, served hot in the morning.".encode("latin-1"))
+    browser.set_input_files("#qa-upload input[type=file]", str(bad))
+    expect()(browser.locator("#qa-status")).to_contain_text("Refused: latin1.txt: not UTF-8 text")
+    uploads = server.data / "uploads"
+    assert not (uploads / "notes.exe").exists() and not (uploads / "latin1.txt").exists()
+    assert not list(uploads.glob(".incoming-*"))

@@ -1,0 +1,158 @@
+"""Pure rendering: engine objects in, escaped HTML out.  No Gradio, no retrieval.
+
+Every string that comes from a document, a file name or a user goes through
+``esc`` before it is put into markup.  ``esc`` escapes HTML and also the
+characters that Markdown, LaTeX or a JS template would read as syntax, so a
+quote shows its own characters and nothing else: ``<script>`` is text, ``*``
+stays a star, ``$`` stays a dollar.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable, Sequence
+
+# HTML's special characters, and those that the chat's Markdown renderer, its
+# LaTeX pass or gr.HTML's `${value}` template could take for syntax, all as
+# numeric character references, in one pass.
+_ENTITIES = {c: f"&#{ord(c)};" for c in "&<>\"'*_`[]\\#|~$!{}"}
+_SPECIAL = re.compile("[" + re.escape("".join(_ENTITIES)) + "]")
+
+
+def esc(text: object) -> str:
+    """HTML-escape ``text`` and neutralise Markdown/LaTeX/template syntax."""
+    return _SPECIAL.sub(lambda m: _ENTITIES[m.group(0)], str(text))
+
+
+def esc_inline(text: object) -> str:
+    """``esc`` on one line: line breaks become spaces (a blank line would end an HTML block)."""
+    return esc(re.sub(r"\s*[\r\n]+\s*", " ", str(text)))
+
+
+def span_id(start: int, end: int) -> str:
+    """The element id of a quoted span in the source view."""
+    return f"q-{int(start)}-{int(end)}"
+
+
+def where(quote) -> str:
+    """"Title — Section, sentence N" (plain text, not escaped)."""
+    parts = [quote.title or quote.doc]
+    if quote.section:
+        parts.append(quote.section)
+    return " \u2014 ".join(parts) + f", sentence {quote.position + 1}"
+
+
+def confidence(score: float) -> str:
+    return "high" if score >= 0.5 else "medium" if score >= 0.3 else "low"
+
+
+def _short_span(quote) -> tuple[int, int] | None:
+    """Offsets inside ``quote.text`` of the short answer, when the engine gives one."""
+    short = quote.short_answer
+    if short is None:
+        return None
+    return short.start - quote.start, short.end - quote.start
+
+
+def render_quote(quote, n: int, turn: int, best: bool) -> str:
+    text = quote.text
+    short = _short_span(quote) if best else None
+    if short:
+        a, b = short
+        body = (esc_inline(text[:a]) + f'<strong class="qa-short">{esc_inline(text[a:b])}</strong>'
+                + esc_inline(text[b:]))
+    elif best:
+        body = f'<strong class="qa-short">{esc_inline(text)}</strong>'
+    else:
+        body = esc_inline(text)
+    cls = "qa-quote qa-best" if best else "qa-quote"
+    cite = (f'<a class="qa-cite" href="#cite-{int(turn)}-{int(n)}" '
+            f'title="Show in the source">[{int(n)}]</a>')
+    return (
+        f'<blockquote class="{cls}"><p>\u201c{body}\u201d</p>'
+        f'<p class="qa-where">{cite} {esc_inline(where(quote))} '
+        f'<span class="qa-score">\u00b7 score {quote.score:.2f} ({confidence(quote.score)})</span></p>'
+        f"</blockquote>"
+    )
+
+
+def render_answer(answer, turn: int) -> str:
+    """The assistant's chat message for ``answer``: one HTML block, no blank lines.
+
+    ``turn`` numbers the answer in its conversation; citation links are
+    ``#cite-<turn>-<n>`` (n from 1), which the page turns into a source-view jump.
+    """
+    parts = ['<div class="qa-answer">']
+    if answer.answered:
+        parts.append(f'<p class="qa-verdict">{esc_inline(answer.message)}</p>')
+    else:
+        parts.append(f'<p class="qa-verdict qa-none"><strong>Not in the documents.</strong> '
+                     f"{esc_inline(answer.message)}</p>")
+        if answer.quotes:
+            parts.append('<p class="qa-closest">Closest passages (not an answer):</p>')
+    for n, quote in enumerate(answer.quotes, 1):
+        parts.append(render_quote(quote, n, turn, best=answer.answered and n == 1))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def render_question(question: str) -> str:
+    return f'<span class="qa-question">{esc_inline(question)}</span>'
+
+
+def render_source(document, spans: Sequence[tuple[int, int]] = (), active: tuple[int, int] | None = None,
+                  note: str = "") -> str:
+    """``document``'s own text with each quoted span in a ``<mark id="q-start-end">``.
+
+    Overlapping or out-of-range spans are skipped; the ``active`` one also
+    gets class ``active``.  The text between marks is the document text, escaped.
+    """
+    text = document.text
+    chosen: list[tuple[int, int]] = []
+    last = 0
+    for start, end in sorted(set((int(s), int(e)) for s, e in spans)):
+        if 0 <= start < end <= len(text) and start >= last:
+            chosen.append((start, end))
+            last = end
+    out, pos = [], 0
+    for start, end in chosen:
+        out.append(esc(text[pos:start]))
+        cls = "qa-span active" if active is not None and (start, end) == tuple(active) else "qa-span"
+        out.append(f'<mark id="{span_id(start, end)}" class="{cls}">{esc(text[start:end])}</mark>')
+        pos = end
+    out.append(esc(text[pos:]))
+    head = (f'<div class="qa-source-head"><strong>{esc(document.title)}</strong> '
+            f'<code>{esc(document.id)}</code>')
+    if note:
+        head += f' <span class="qa-note">{esc(note)}</span>'
+    head += "</div>"
+    return f'<div class="qa-source">{head}<div class="qa-source-text">{"".join(out)}</div></div>'
+
+
+def render_source_empty() -> str:
+    return ('<div class="qa-source"><p class="qa-note">Ask a question: the cited document appears here '
+            "with every quoted sentence highlighted. Click a citation [n] to jump to it.</p></div>")
+
+
+def human_size(n: int) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n < 1024 or unit == "MB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def render_documents(rows: Iterable[dict], built_at: str) -> str:
+    """The documents table.  Each row: title, id, origin, bytes, chars, sentences."""
+    body = []
+    for r in rows:
+        body.append(
+            "<tr>"
+            f"<td>{esc(r['title'])}</td><td><code>{esc(r['id'])}</code></td><td>{esc(r['origin'])}</td>"
+            f"<td>{esc(human_size(r['bytes']))}</td><td>{int(r['chars'])}</td><td>{int(r['sentences'])}</td>"
+            f"<td>{esc(built_at)}</td>"
+            "</tr>"
+        )
+    return ('<table class="qa-docs"><thead><tr><th>Title</th><th>Document</th><th>From</th><th>Size</th>'
+            "<th>Characters</th><th>Sentences</th><th>Indexed</th></tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>")

@@ -20,7 +20,8 @@ from . import render
 from .store import ALLOWED_SUFFIXES, MAX_UPLOAD_BYTES, Store, UploadRefused, feedback_record
 
 CONCURRENCY = 4  # questions answered at once; re-indexing runs one at a time beside them
-EXAMPLES_FILE = "questions.jsonl"
+# Example questions for a corpus: one per line, in a file beside its documents.
+EXAMPLES_FILE = "examples.lst"
 
 CSS = """
 .qa-hidden { display: none !important; }
@@ -189,17 +190,10 @@ class App:
             seen_dirs.add(folder)
             path = folder / EXAMPLES_FILE
             if path.is_file():
-                for line in path.read_text(encoding="utf-8").splitlines():
-                    try:
-                        case = json.loads(line)
-                    except ValueError:
-                        continue
-                    if case.get("answers") and not case.get("history"):
-                        found.append(case["question"])
+                found.extend(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
         if not found:
             found = [f"What does \u201c{d.title}\u201d say?" for d in assistant.documents]
-        found = sorted(dict.fromkeys(found), key=len)  # short ones fit on their buttons
-        return [[q] for q in found[:4]]
+        return [[q] for q in list(dict.fromkeys(found))[:4]]
 
     def reindex(self, progress=gr.Progress()):
         """Build a new assistant on the store's current files, then swap it in."""

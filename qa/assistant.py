@@ -94,8 +94,9 @@ class Assistant:
         if k < 1:
             raise ValueError(f"k={k}: ask for at least one quote")
         started = time.perf_counter()
-        query = _query(question, history)
-        passages = self._retriever.retrieve(query, top_k=max(k, 10) * 2, question=question)
+        context = _context(question, history)
+        query = f"{context} {question}" if context else question
+        passages = self._retriever.retrieve(question, top_k=max(k, 10) * 2, context=context)
         answer = compose(question, query, passages, self.index.documents, k,
                          self.threshold if threshold is None else threshold)
         return replace(answer, latency_ms=(time.perf_counter() - started) * 1000)
@@ -104,9 +105,8 @@ class Assistant:
         """The ranked passages behind an answer, for evaluation and inspection."""
         if self._retriever is None:
             raise RuntimeError("call load() before retrieve()")
-        return self._retriever.retrieve(_query(question, history), top_k=top_k, question=question)
+        return self._retriever.retrieve(question, top_k=top_k, context=_context(question, history))
 
 
-def _query(question: str, history: Sequence[str | Answer]) -> str:
-    earlier = [h.question if isinstance(h, Answer) else h for h in history]
-    return conversation.resolve(question, earlier)
+def _context(question: str, history: Sequence[str | Answer]) -> str:
+    return conversation.context(question, [h.question if isinstance(h, Answer) else h for h in history])

@@ -1,8 +1,8 @@
 """Follow-up questions: reading a question in the light of the turns before it.
 
 A question that points back ("What did he urge?", "Where are they held?") or
-has almost no words of its own is searched together with the previous turn's
-query, so the earlier subject ("Ukraine's foreign minister") joins the search.
+has almost no words of its own is searched together with the earlier turns it
+continues, so their subject ("Ukraine's foreign minister") joins the search.
 A question that stands on its own is searched alone, so changing the subject
 works as a reader expects.
 """
@@ -32,13 +32,9 @@ def needs_context(question: str) -> bool:
     return len([w for w in words if w not in _QUESTION_WORDS]) < 2
 
 
-def resolve(question: str, history: Sequence[str]) -> str:
-    """The text to search for ``question`` after the earlier questions ``history``."""
-    context = ""
-    for earlier in history:
-        context = _with_context(earlier, context)
-    return _with_context(question, context)
-
-
-def _with_context(question: str, context: str) -> str:
-    return f"{context} {question}" if context and needs_context(question) else question
+def context(question: str, history: Sequence[str]) -> str:
+    """The earlier turns that ``question`` points back to, or "" if it stands alone."""
+    earlier = ""
+    for turn in history:
+        earlier = f"{earlier} {turn}".strip() if earlier and needs_context(turn) else turn
+    return earlier if needs_context(question) else ""

@@ -3,14 +3,14 @@
 Each sentence gets ``score = (cosine + coverage) / 2`` where ``coverage`` is
 the IDF-weighted share of the question's terms (stemmed, no stop words) that
 the sentence holds, plus a small bonus when it holds the kind of thing the
-question asks for (a place for "where", a number for "how many").  Both parts are absolute, so the score also serves as the
-confidence that decides abstention.  Candidates are the union of the FAISS
-top-N and the BM25 top-N.
+question asks for (a place for "where", a number for "how many").  Both parts
+are absolute, so the score also serves as the confidence that decides
+abstention.  Candidates are the union of the FAISS top-N and the BM25 top-N.
 
 Measured on SQuAD v1.1 dev (../shared/eval, 5,397 questions, one article per
 document, sentence-level hit@1): dense alone 0.577, BM25 alone 0.654, RRF of
 the two 0.661, dense + 0.5 * max-normalized BM25 0.704, this fusion 0.728
-(README, "Choices", gives the command).
+(README, "Choices, measured").
 """
 
 from __future__ import annotations
@@ -47,30 +47,34 @@ class HybridRetriever:
         self.embedder = embedder
         self.candidates = candidates
 
-    def retrieve(self, query: str, top_k: int = 10, question: str | None = None) -> list[Passage]:
-        """The best ``top_k`` sentences for ``query``.
+    def retrieve(self, question: str, top_k: int = 10, context: str = "") -> list[Passage]:
+        """The best ``top_k`` sentences for ``question``.
 
-        ``question`` (default: the query) is what decides the answer type; for
-        a follow-up it is the last question alone, not the earlier turns.
+        ``context`` holds the earlier turns a follow-up points back to.  The
+        question is then scored both alone and with its context, and the two
+        scores averaged: the context brings in the subject ("the foreign
+        minister") without drowning what is asked now.  On the seed test set's
+        follow-ups this found 6 of 11 right sentences first, against 5 when
+        searching with the context alone.
         """
         index = self.index
-        vector = self.embedder.embed([query])[0]
-        ids, sims = index.dense_scores(vector, self.candidates)
-        dense = dict(zip(ids.tolist(), sims.tolist()))
-        coverage = self._coverage(tokenize([query])[0])
-        lexical = np.argsort(-coverage)[: self.candidates]
-        extra = [int(i) for i in lexical if coverage[i] > 0 and int(i) not in dense]
-        if extra:
-            vectors = index.dense.reconstruct_batch(np.array(extra, dtype=np.int64))
-            dense.update(zip(extra, (vectors @ vector).tolist()))
-        wanted = answer_type(question or query)
+        texts = [question, f"{context} {question}"] if context else [question]
+        vectors = self.embedder.embed(texts)
+        coverages = [self._coverage(tokens) for tokens in tokenize(texts)]
+        candidates: set[int] = set()
+        for vector, coverage in zip(vectors, coverages):
+            ids, _ = index.dense_scores(vector, self.candidates)
+            candidates.update(int(i) for i in ids if i >= 0)
+            candidates.update(int(i) for i in np.argsort(-coverage)[: self.candidates] if coverage[i] > 0)
+        ids = np.array(sorted(candidates), dtype=np.int64)
+        dense = (index.dense.reconstruct_batch(ids) @ vectors.T).mean(axis=1)
+        coverage = np.mean([c[ids] for c in coverages], axis=0)
+        wanted = answer_type(question)
         passages = []
-        for i, d in dense.items():
-            if i < 0:
-                continue
+        for i, d, c in zip(ids.tolist(), dense.tolist(), coverage.tolist()):
             segment = index.segments[i]
             bonus = TYPE_BONUS if wanted and wanted.holds.search(segment.text) else 0.0
-            passages.append(Passage(segment, (d + float(coverage[i])) / 2 + bonus, d, float(coverage[i])))
+            passages.append(Passage(segment, (d + c) / 2 + bonus, d, c))
         passages.sort(key=lambda p: (-p.score, p.segment.doc_id, p.segment.start))
         return passages[:top_k]
 

@@ -73,10 +73,8 @@ class StderrProgress:
             self.bar = None
 
 
-def open_assistant(docs, model, data_dir, threshold, k=DEFAULT_K) -> Assistant:
-    """Open the corpus, building or refreshing its index first when needed."""
-    assistant = Assistant(list(docs) or [DEFAULT_CORPUS], model=model, data_dir=data_dir,
-                          k=k, threshold=threshold, rebuild="stale")
+def load_with_progress(assistant: Assistant) -> Assistant:
+    """Load, with a progress bar on stderr while an index is built."""
     progress = StderrProgress()
     try:
         assistant.load(progress)
@@ -85,6 +83,12 @@ def open_assistant(docs, model, data_dir, threshold, k=DEFAULT_K) -> Assistant:
     if assistant.built:
         click.echo(f"Indexed {len(assistant.documents)} document(s) into {assistant.index_dir}", err=True)
     return assistant
+
+
+def open_assistant(docs, model, data_dir, threshold, k=DEFAULT_K) -> Assistant:
+    """Open the corpus, building or refreshing its index first when needed."""
+    return load_with_progress(Assistant(list(docs) or [DEFAULT_CORPUS], model=model, data_dir=data_dir,
+                                        k=k, threshold=threshold, rebuild="stale"))
 
 
 def format_answer(answer: Answer) -> str:
@@ -114,13 +118,8 @@ def emit(answer: Answer, as_json: bool):
 @click.option("--json", "as_json", is_flag=True, help="Print the index manifest as JSON.")
 def index(paths, model, data_dir, force, as_json):
     """Build or refresh the index of PATHS (files or folders; default seeds/)."""
-    assistant = Assistant(list(paths) or [DEFAULT_CORPUS], model=model, data_dir=data_dir,
-                          rebuild="always" if force else "stale")
-    progress = StderrProgress()
-    try:
-        assistant.load(progress)
-    finally:
-        progress.close()
+    assistant = load_with_progress(Assistant(list(paths) or [DEFAULT_CORPUS], model=model, data_dir=data_dir,
+                                             rebuild="always" if force else "stale"))
     manifest = assistant.index.manifest
     if as_json:
         click.echo(json.dumps({"index_dir": str(assistant.index_dir), "rebuilt": assistant.built, **manifest}))

@@ -110,15 +110,19 @@ class TestItem:
         return not self.unanswerable
 
 
+def _read_lines(path: Path, kind: str) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise TestSetError(f"{path}: no such {kind} file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TestSetError(f"{path}: cannot be read ({exc})") from None
+
+
 def read_testset(path: str | Path, limit: int | None = None) -> list[TestItem]:
     """Questions of a JSONL test set, in file order (the first ``limit`` of them)."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise TestSetError(f"{path}: no such test-set file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TestSetError(f"{path}: cannot be read ({exc})") from None
+    lines = _read_lines(path, "test-set")
     items: list[TestItem] = []
     seen: dict[str, int] = {}
     for n, line in enumerate(lines, 1):
@@ -175,12 +179,7 @@ def read_squad(path: str | Path, folder: str | Path, limit: int | None = None) -
     Files are rewritten only when their text changes, so indexes stay cached.
     """
     path, folder = Path(path), Path(folder)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise TestSetError(f"{path}: no such SQuAD file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TestSetError(f"{path}: cannot be read ({exc})") from None
+    lines = _read_lines(path, "SQuAD")
     items: list[TestItem] = []
     for n, line in enumerate(lines, 1):
         if limit is not None and len(items) >= limit:

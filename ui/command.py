@@ -7,10 +7,14 @@ inside the command.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
-from qa.cli import corpus_options
+from qa import DEFAULT_CORPUS, Assistant, default_data_dir
+from qa.cli import corpus_options, load_with_progress
+
+from .store import Store
 
 
 @click.command()
@@ -22,28 +26,14 @@ def serve(docs, model, data_dir, threshold, port):
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from pathlib import Path
-
-    from qa import DEFAULT_CORPUS, default_data_dir
-    from qa.cli import StderrProgress
-
-    from qa import Assistant
-
-    from .store import Store
-
     data_dir = Path(data_dir) if data_dir else default_data_dir()
     store = Store(data_dir, list(docs) or [DEFAULT_CORPUS])
-    assistant = Assistant(store.files(), model=model, data_dir=data_dir, threshold=threshold, rebuild="stale")
     click.echo(f"Opening {len(store.files())} document(s) (the index is built first if missing or stale)\u2026",
                err=True)
-    progress = StderrProgress()
-    try:
-        assistant.load(progress)
-    finally:
-        progress.close()
-    if assistant.built:
-        click.echo(f"Indexed {len(assistant.documents)} document(s) into {assistant.index_dir}", err=True)
+    assistant = load_with_progress(
+        Assistant(store.files(), model=model, data_dir=data_dir, threshold=threshold, rebuild="stale"))
 
+    # Gradio costs seconds to import: only now, when the app is really wanted.
     from .app import App, build, launch
 
     app = App(assistant, store, model=model)

@@ -135,3 +135,20 @@ def test_short_answer_stands_inside_the_best_quote(seed_assistant):
     assert best.start <= best.short_answer.start < best.short_answer.end <= best.end
     age = seed_assistant.ask("How old was the man the ID card was issued to?").quotes[0]
     assert age.short_answer.text == "26-year-old"
+
+
+def test_quotes_from_unicode_documents_are_exact_slices(tmp_path, data_dir):
+    text = ("Le café “Zoë” a ouvert en 2024 — un succès immédiat 🎉.\n"
+            "Its chef, Ana‐María, serves crêpes… and ramen 🍜 every night!\r\n"
+            "Prices run from €5–€9 per dish, tips included.\n")
+    path = tmp_path / "café.md"
+    path.write_bytes(text.encode("utf-8"))
+    assistant = Assistant([path], data_dir=data_dir, rebuild="stale").load()
+    for question in ("Who is the chef?", "How much does a dish cost?", "When did café Zoë open?", "Ramen?"):
+        answer = assistant.ask(question, k=3)
+        assert answer.quotes
+        for quote in answer.quotes:
+            assert text[quote.start:quote.end] == quote.text
+            if quote.short_answer:
+                assert text[quote.short_answer.start:quote.short_answer.end] == quote.short_answer.text
+    assert "€5–€9" in assistant.ask("How much does a dish cost?").quotes[0].text

@@ -38,8 +38,8 @@ def main():
 
     qa = timed("import qa", lambda: __import__("qa"))
     seeds = qa.Assistant([ROOT / "seeds"], data_dir=data_dir, rebuild="stale")
-    timed("seed: load model + build index", seeds.load)
-    timed("seed: load model + open index", qa.Assistant([ROOT / "seeds"], data_dir=data_dir).load)
+    timed("seed: import models, load, build index", seeds.load)
+    timed("seed: second Assistant, open index", qa.Assistant([ROOT / "seeds"], data_dir=data_dir).load)
     questions = [json.loads(line)["question"] for line in (ROOT / "seeds" / "questions.jsonl").open()]
     report_latency("seed", seeds, questions)
 

@@ -89,3 +89,34 @@ def test_folder_reads_every_supported_file_and_ids_are_unique(tmp_path):
     docs = load_documents([tmp_path])
     assert sorted(d.id for d in docs) == ["a/same.txt", "b/same.txt"]
     assert [d.id for d in load_documents([SEEDS])] == [SEED_ARTICLE.name]
+
+
+def _minimal_pdf(lines: list[str]) -> bytes:
+    """A one-page PDF with a line of Helvetica text per item."""
+    stream = "BT /F1 12 Tf 72 720 Td 14 TL " + " ".join(f"({line}) Tj T*" for line in lines) + " ET"
+    objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        "/Resources << /Font << /F1 5 0 R >> >> >>",
+        f"<< /Length {len(stream)} >>\nstream\n{stream}\nendstream",
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out, offsets = "%PDF-1.4\n", []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n{body}\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n" + "".join(f"{o:010d} 00000 n \n" for o in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
+    return out.encode("latin-1")
+
+
+def test_pdf_text_is_read_and_split(tmp_path):
+    path = tmp_path / "tides.pdf"
+    path.write_bytes(_minimal_pdf(["Tide tables list high water times.", "The harbour closes at dusk."]))
+    doc = read_document(path)
+    assert [s.text for s in segment_document(doc)] == ["Tide tables list high water times.", "The harbour closes at dusk."]
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    with pytest.raises(DocumentError, match="broken.pdf: not a readable PDF"):
+        read_document(tmp_path / "broken.pdf")

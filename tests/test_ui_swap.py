@@ -1,0 +1,38 @@
+"""Re-indexing in the app: questions keep their answers from the old index until the new one is whole."""
+
+import threading
+
+from conftest import SEEDS
+
+
+def test_questions_use_the_old_index_until_the_new_one_is_complete(tmp_path, seed_assistant):
+    from ui.app import App
+    from ui.store import Store
+
+    store = Store(tmp_path, [SEEDS])
+    app = App(seed_assistant, store)
+    upload = tmp_path / "incoming.md"
+    upload.write_text("# Lighthouses\n\nThe Skerryvore lamp was first lit in 1844.\n")
+    store.add_upload(upload, "lighthouse.md")
+
+    building, release = threading.Event(), threading.Event()
+
+    def paused_progress(value, desc=""):
+        if desc == "embedding":  # the new index is half built: hold it there
+            building.set()
+            release.wait(timeout=120)
+
+    result = {}
+    worker = threading.Thread(target=lambda: result.setdefault("message", app.reindex(paused_progress)))
+    worker.start()
+    assert building.wait(timeout=120), "the re-index never started embedding"
+
+    during = app.ask_json("When was the Skerryvore lamp first lit?")
+    assert all(q["doc"] == "000_70eb0d637448346e.txt" for q in during["quotes"])
+    assert app.ask_json("What did the foreign minister urge?")["answered"]
+
+    release.set()
+    worker.join(timeout=300)
+    assert "Questions now use this corpus" in result["message"]
+    after = app.ask_json("When was the Skerryvore lamp first lit?")
+    assert after["answered"] and after["quotes"][0]["text"] == "The Skerryvore lamp was first lit in 1844."

@@ -15,6 +15,7 @@ never leaves a half-written index where a good one stood.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -66,21 +67,15 @@ def index_dir_for(documents: list[Document], model: ModelInfo, data_dir: str | P
 def tokenize(texts: list[str]) -> list[list[str]]:
     """Lower-cased, stemmed word tokens without English stop words."""
     import bm25s
+
+    return bm25s.tokenize(texts, stopwords="en", stemmer=_stem_words(), return_ids=False, show_progress=False)
+
+
+@functools.cache
+def _stem_words():
     import Stemmer
 
-    return bm25s.tokenize(
-        texts, stopwords="en", stemmer=_stemmer(Stemmer), return_ids=False, show_progress=False
-    )
-
-
-_STEMMER = None
-
-
-def _stemmer(module):
-    global _STEMMER
-    if _STEMMER is None:
-        _STEMMER = module.Stemmer("english").stemWords
-    return _STEMMER
+    return Stemmer.Stemmer("english").stemWords
 
 
 @dataclass(frozen=True)

@@ -80,8 +80,10 @@ def select_quotes(question: str, passages: list[Passage], documents: dict[str, D
         seen.add(key)
         s = p.segment
         doc = documents[s.doc_id]
-        span = short_answer_span(question, s.text)
-        short = ShortAnswer(doc.text[s.start + span[0]:s.start + span[1]], s.start + span[0], s.start + span[1]) if span else None
+        short = None
+        if span := short_answer_span(question, s.text):
+            start, end = s.start + span[0], s.start + span[1]
+            short = ShortAnswer(doc.text[start:end], start, end)
         quotes.append(Quote(
             text=doc.text[s.start:s.end], doc=doc.id, title=doc.title, section=s.section,
             position=s.position, start=s.start, end=s.end, score=round(p.score, 4), short_answer=short,

@@ -304,9 +304,7 @@ def score_answer(item: TestItem, answer, passages: Sequence, documents: dict) ->
 
 
 def _short_text(quote) -> str | None:
-    """The quote's short answer (a string, or an object with ``.text``), if the engine gives one."""
-    short = getattr(quote, "short_answer", None)
-    return short if short is None or isinstance(short, str) else getattr(short, "text", None)
+    return quote.short_answer.text if quote.short_answer else None
 
 
 def corpus_key(item: TestItem, default: Sequence[Path]) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ from .answers import Answer, compose
 from .documents import Document, load_documents
 from .embeddings import DEFAULT_MODEL, Embedder
 from .index import CorpusIndex, MissingIndexError, StaleIndexError, index_dir_for
-from .retrieval import HybridRetriever, Passage
+from .retrieval import HybridRetriever
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "seeds"
 DEFAULT_K = 3
@@ -100,12 +100,6 @@ class Assistant:
         answer = compose(question, query, passages, self.index.documents, k,
                          self.threshold if threshold is None else threshold)
         return replace(answer, latency_ms=(time.perf_counter() - started) * 1000)
-
-    def retrieve(self, question: str, history: Sequence[str | Answer] = (), top_k: int = 10) -> list[Passage]:
-        """The ranked passages behind an answer, for evaluation and inspection."""
-        if self._retriever is None:
-            raise RuntimeError("call load() before retrieve()")
-        return self._retriever.retrieve(question, top_k=top_k, context=_context(question, history))
 
 
 def _context(question: str, history: Sequence[str | Answer]) -> str:

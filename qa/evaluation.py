@@ -12,10 +12,9 @@ SQuAD files in the per-article format of ``../shared/eval/README.md`` are read b
 ``read_squad``: each article becomes one document and a quote is correct when
 it covers a gold answer's character span.
 
-Every question is scored once, from the answer (``Assistant.ask``, which
-decides abstention and returns the quotes) and the top 10 retrieved passages
-(``Assistant.retrieve``).  ``rank`` is 1 when the first returned quote is
-correct, else the first position (1-based) in the top 10 holding a correct
+Every question is asked once, for the top 10 quotes (``Assistant.ask`` with
+``k=10``; it decides abstention, and its first quotes are the ones a user would
+see).  ``rank`` is the first position (1-based) among the 10 holding a correct
 sentence, else None; hit@k = answered and rank <= k.  The metrics are
 computed from plain per-question records (the rows of ``results.jsonl``), so
 they can be recomputed and tested without the engine.
@@ -36,7 +35,6 @@ K_MAX = 10  # hit@k is reported for k = 1..K_MAX; the retrieval depth per questi
 
 VERDICTS = (
     "correct",
-    "wrong",  # answered, the right sentence was in the top 10 first, yet the first quote was not it
     "missed_not_retrieved",
     "retrieved_not_first",
     "wrongly_abstained",
@@ -253,32 +251,31 @@ def is_correct(item: TestItem, doc: str, start: int, end: int, text: str) -> boo
     return contains_answer(text, item.answers)
 
 
-def verdict(answerable: bool, answered: bool, first_correct: bool, retrieved_rank: int | None) -> str:
+def verdict(answerable: bool, answered: bool, rank: int | None) -> str:
     if not answerable:
         return "should_have_abstained" if answered else "correctly_abstained"
     if not answered:
         return "wrongly_abstained"
-    if first_correct:
-        return "correct"
-    if retrieved_rank is None:
+    if rank is None:
         return "missed_not_retrieved"
-    return "retrieved_not_first" if retrieved_rank > 1 else "wrong"
+    return "correct" if rank == 1 else "retrieved_not_first"
 
 
-def score_answer(item: TestItem, answer, passages: Sequence, documents: dict) -> dict:
-    """The per-question record (a row of results.jsonl) from an Answer and the top retrieved passages."""
-    quotes = list(answer.quotes)
-    first_correct = bool(quotes) and is_correct(item, quotes[0].doc, quotes[0].start, quotes[0].end, quotes[0].text)
-    retrieved, retrieved_rank, correct_text = [], None, None
-    for i, p in enumerate(passages[:K_MAX], 1):
-        s = p.segment
-        ok = is_correct(item, s.doc_id, s.start, s.end, s.text)
-        if ok and retrieved_rank is None:
-            retrieved_rank, correct_text = i, s.text
-        retrieved.append({"doc": s.doc_id, "start": s.start, "end": s.end, "score": round(p.score, 4), "correct": ok})
-    rank = 1 if first_correct else (max(retrieved_rank, 2) if retrieved_rank else None)
+def score_answer(item: TestItem, answer, documents: dict, shown: int) -> dict:
+    """The per-question record (a row of results.jsonl) from an Answer of up to 10 quotes.
+
+    ``shown`` is how many quotes the assistant gives a user; those are the
+    record's ``quotes``, and all of them count for the rank.
+    """
+    quotes = list(answer.quotes[:K_MAX])
+    retrieved, rank, correct_text = [], None, None
+    for i, q in enumerate(quotes, 1):
+        ok = is_correct(item, q.doc, q.start, q.end, q.text)
+        if ok and rank is None:
+            rank, correct_text = i, q.text
+        retrieved.append({"doc": q.doc, "start": q.start, "end": q.end, "score": q.score, "correct": ok})
     verified = sum(
-        1 for q in quotes if q.doc in documents and documents[q.doc].text[q.start:q.end] == q.text
+        1 for q in quotes[:shown] if q.doc in documents and documents[q.doc].text[q.start:q.end] == q.text
     )
     short = _short_text(quotes[0]) if quotes and answer.answered else None
     return {
@@ -290,11 +287,11 @@ def score_answer(item: TestItem, answer, passages: Sequence, documents: dict) ->
         "answerable": item.answerable,
         "answered": bool(answer.answered),
         "quotes": [{"text": q.text, "doc": q.doc, "start": q.start, "end": q.end, "score": q.score,
-                    "short_answer": _short_text(q)} for q in quotes],
-        "first_correct": first_correct,
+                    "short_answer": _short_text(q)} for q in quotes[:shown]],
+        "first_correct": rank == 1,
         "rank": rank,
         "correct_text": correct_text,
-        "verdict": verdict(item.answerable, answer.answered, first_correct, retrieved_rank),
+        "verdict": verdict(item.answerable, answer.answered, rank),
         "top_score": quotes[0].score if quotes else None,
         "short_answer": short,
         "latency_ms": round(answer.latency_ms, 2),
@@ -344,9 +341,8 @@ def run_eval(items: Sequence[TestItem], assistants: dict, default_docs: Sequence
     records = []
     for n, item in enumerate(items, 1):
         assistant = assistants[corpus_key(item, default_docs)]
-        answer = assistant.ask(item.question, history=list(item.history))
-        passages = assistant.retrieve(item.question, history=list(item.history), top_k=K_MAX)
-        records.append(score_answer(item, answer, passages, assistant.index.documents))
+        answer = assistant.ask(item.question, history=list(item.history), k=K_MAX)
+        records.append(score_answer(item, answer, assistant.index.documents, shown=assistant.k))
         if progress:
             progress("questions", n, len(items))
     return records

@@ -34,7 +34,6 @@ ROWS = (
 FAILURE_KINDS = (
     ("missed_not_retrieved", "The right sentence was not retrieved in the top 10"),
     ("retrieved_not_first", "Retrieved in the top 10 but not ranked first"),
-    ("wrong", "Ranked first by retrieval, yet the first quote was another sentence"),
     ("wrongly_abstained", "Wrongly abstained (the documents answer it)"),
     ("should_have_abstained", "Should have abstained (the documents do not answer it)"),
 )

@@ -27,8 +27,6 @@ from qa.evaluation import (
     read_testset,
     score_answer,
 )
-from qa.retrieval import Passage
-from qa.segments import Segment
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_QUESTIONS = ROOT / "seeds" / "questions.jsonl"
@@ -48,17 +46,12 @@ def _quote(i, score):
     return Quote(SENTENCES[i], "geo.txt", "geo", None, i, start, end, score)
 
 
-def _passage(i, score):
-    start, end = _span(i)
-    return Passage(Segment("geo.txt", i, start, end, SENTENCES[i], None, 0), score, score, score)
-
-
 def fake_run(item: TestItem, order: list[int], answered: bool, latency=10.0, k=3) -> dict:
     """The record of an assistant that ranks the sentences in ``order``."""
     scores = [0.9 - 0.1 * n for n in range(len(order))]
-    quotes = tuple(_quote(i, s) for i, s in zip(order[:k], scores))
+    quotes = tuple(_quote(i, s) for i, s in zip(order, scores))
     answer = Answer(item.question, answered, quotes, "", latency_ms=latency)
-    return score_answer(item, answer, [_passage(i, s) for i, s in zip(order, scores)], DOCS)
+    return score_answer(item, answer, DOCS, shown=k)
 
 
 CAPITAL = TestItem("q1", "What is the capital of France?", ("Paris",))

@@ -50,7 +50,7 @@ def main():
         (folder / f"{article['title']}.txt").write_text("\n\n".join(article["paragraphs"]))
         squad = qa.Assistant([folder], data_dir=data_dir, rebuild="stale")
         timed(f"squad '{article['title']}': build index", squad.load)
-        print(f"  {squad.index.manifest['counts']['segments']} sentences, "
+        print(f"  {squad.manifest['counts']['segments']} sentences, "
               f"{sum(len(p) for p in article['paragraphs'])} characters")
         report_latency("squad", squad, [q["question"] for q in article["qas"]])
 

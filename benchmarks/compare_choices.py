@@ -72,7 +72,7 @@ def cached(path: Path) -> list[dict]:
     if cache.exists():
         return pickle.loads(cache.read_bytes())
     from qa.embeddings import Embedder
-    from qa.index import tokenize
+    from qa.terms import tokenize
     from qa.segments import split_sentences
 
     embedder = Embedder().load()

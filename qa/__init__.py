@@ -12,7 +12,8 @@ from .assistant import DEFAULT_CORPUS, DEFAULT_K, DEFAULT_THRESHOLD, Assistant
 from .documents import Document, DocumentError, collect_files, load_documents, read_document
 from .embeddings import DEFAULT_MODEL, Embedder, ModelError
 from .evaluation import TestSetError, compute_metrics, read_squad, read_testset, run_eval
-from .index import CorpusIndex, MissingIndexError, StaleIndexError, default_data_dir
+from .index import CorpusIndex, default_data_dir
+from .store import CorruptIndexError, MissingIndexError, StaleIndexError, Store
 from .retrieval import HybridRetriever, Passage
 from .segments import Segment, segment_document
 
@@ -20,6 +21,7 @@ __all__ = [
     "Answer",
     "Assistant",
     "CorpusIndex",
+    "CorruptIndexError",
     "DEFAULT_CORPUS",
     "DEFAULT_K",
     "DEFAULT_MODEL",
@@ -36,6 +38,7 @@ __all__ = [
     "Segment",
     "ShortAnswer",
     "StaleIndexError",
+    "Store",
     "TestSetError",
     "compute_metrics",
     "collect_files",

@@ -7,12 +7,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import conversation
+from . import conversation, questions
 from .answers import Answer, compose
 from .documents import Document, load_documents
 from .embeddings import DEFAULT_MODEL, Embedder
-from .index import CorpusIndex, MissingIndexError, StaleIndexError, index_dir_for
+from .index import CorpusIndex, index_dir_for, vector_cache_for
 from .retrieval import HybridRetriever
+from .segments import Segment, segment_document
+from .store import CorruptIndexError, MissingIndexError, StaleIndexError, Store
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "seeds"
 DEFAULT_K = 3
@@ -38,6 +40,7 @@ class Assistant:
         k: int = DEFAULT_K,
         threshold: float = DEFAULT_THRESHOLD,
         rebuild: str = "never",
+        store: str | None = None,
     ):
         if rebuild not in ("never", "stale", "always"):
             raise ValueError(f"rebuild={rebuild!r}: use 'never', 'stale' or 'always'")
@@ -47,35 +50,71 @@ class Assistant:
         self.k = k
         self.threshold = threshold
         self.rebuild = rebuild
+        self.store_uri = store
         self.documents: list[Document] = []
-        self.index: CorpusIndex | None = None
+        self.documents_by_id: dict[str, Document] = {}
+        self.index: Store | None = None
+        self.segments: list[Segment] = []  # the corpus's sentences; sentence id i is segments[i]
         self.index_dir: Path | None = None
-        self.built = False  # whether load() had to build the index
+        self.built = False  # whether load() had to build (or, for Milvus, update) the index
+        self.rebuilt_because: str | None = None  # why an existing index could not be used
+        self.embedded = 0  # sentences embedded by load(); the rest came from the vector cache
         self._retriever: HybridRetriever | None = None
 
     def load(self, progress: Callable[[str, int, int], None] | None = None) -> "Assistant":
         """Read, verify and open everything.
 
-        With ``rebuild="never"`` (the default) a missing or stale index raises
-        ``MissingIndexError`` / ``StaleIndexError``; with ``"stale"`` it is
-        rebuilt; with ``"always"`` it is rebuilt regardless.
+        With ``rebuild="never"`` (the default) a missing, stale or damaged
+        index raises ``MissingIndexError`` / ``StaleIndexError`` /
+        ``CorruptIndexError``; with ``"stale"`` it is rebuilt (re-embedding only
+        documents whose vectors are not cached); with ``"always"`` it is
+        rebuilt regardless.  A Milvus store (``store="milvus:URI"``) is
+        brought up to date document by document whatever ``rebuild`` says.
         """
         self.documents = load_documents(self.paths)
+        self.documents_by_id = {d.id: d for d in self.documents}
         self.embedder.load()
+        if self.store_uri:
+            self._sync_remote(progress)
+        else:
+            self._open_local(progress)
+        self._retriever = HybridRetriever(self.index, self.segments, self.embedder)
+        return self
+
+    @property
+    def manifest(self) -> dict:
+        """What the index holds: counts, model, documents, when built."""
+        return self.index.manifest
+
+    def _open_local(self, progress) -> None:
         self.index_dir = index_dir_for(self.documents, self.embedder.info, self.data_dir)
         try:
             if self.rebuild == "always":
                 raise MissingIndexError("rebuild requested")
             self.index = CorpusIndex.load(self.index_dir, self.documents, self.embedder.info)
             self.built = False
-        except (MissingIndexError, StaleIndexError):
+        except (MissingIndexError, StaleIndexError, CorruptIndexError) as exc:
             if self.rebuild == "never":
                 raise
-            self.index = CorpusIndex.build(self.documents, self.embedder, progress)
+            if isinstance(exc, CorruptIndexError):
+                self.rebuilt_because = str(exc)
+            self.index = CorpusIndex.build(self.documents, self.embedder, progress,
+                                           cache=vector_cache_for(self.embedder.info, self.data_dir))
             self.index.save(self.index_dir)
             self.built = True
-        self._retriever = HybridRetriever(self.index, self.embedder)
-        return self
+            self.embedded = self.index.embedded
+        self.segments = self.index.segments
+
+    def _sync_remote(self, progress) -> None:
+        scheme, _, uri = self.store_uri.partition(":")
+        if scheme != "milvus" or not uri:
+            raise ValueError(f"store {self.store_uri!r}: use milvus:PATH.db (embedded) or milvus:http://HOST:19530")
+        from .milvus import MilvusStore
+
+        store = MilvusStore(uri, self.embedder.info.id, self.embedder.dimension)
+        segments = [s for d in self.documents for s in segment_document(d)]
+        self.built = store.sync(self.documents, segments, self.embedder.embed, progress)
+        self.index, self.segments = store, segments
 
     def ask(
         self,
@@ -87,20 +126,15 @@ class Assistant:
         """Answer ``question``; ``history`` holds the earlier questions (or answers) of the conversation."""
         if self._retriever is None:
             raise RuntimeError("call load() before ask()")
-        question = question.strip()
-        if not question:
-            raise ValueError("the question is empty: type a question")
+        history = [questions.clean(h.question if isinstance(h, Answer) else h) for h in history]
+        question = questions.check(question, follow_up=any(history))
         k = self.k if k is None else k
         if k < 1:
             raise ValueError(f"k={k}: ask for at least one quote")
         started = time.perf_counter()
-        context = _context(question, history)
+        context = conversation.context(question, history)
         query = f"{context} {question}" if context else question
         passages = self._retriever.retrieve(question, top_k=max(k, 10) * 2, context=context)
-        answer = compose(question, query, passages, self.index.documents, k,
+        answer = compose(question, query, passages, self.documents_by_id, k,
                          self.threshold if threshold is None else threshold)
         return replace(answer, latency_ms=(time.perf_counter() - started) * 1000)
-
-
-def _context(question: str, history: Sequence[str | Answer]) -> str:
-    return conversation.context(question, [h.question if isinstance(h, Answer) else h for h in history])

@@ -1,28 +1,36 @@
-"""The on-disk index: sentence vectors (FAISS), BM25 (bm25s) and a manifest.
+"""The embedded store: sentence vectors (FAISS), terms (bm25s) and a manifest in one directory.
 
 Layout of one index directory::
 
     manifest.json   format version, model id and weight hash, per-document
-                    content hashes, counts
-    segments.json   every sentence: document, (start, end), section, paragraph
-    dense.faiss     normalized sentence vectors, inner-product flat index
+                    content hashes, counts, and the sha256 and size of every
+                    other file below
+    segments.json   every sentence: document, (start, end), section, paragraph,
+                    crc32 of its text
+    dense.faiss     normalized sentence vectors: exact inner product, or HNSW
+                    past ``ANN_MIN_SENTENCES``
     bm25/           bm25s's own files (.npy matrices, vocabulary, parameters)
 
-An index is written beside its final place and renamed into it, so a crash
-never leaves a half-written index where a good one stood.
+Like a database's checksummed pages, nothing is trusted unread: opening an
+index checks every file against the manifest and every sentence's offsets
+against its document, and raises ``CorruptIndexError`` naming the file.
+
+An index is written beside its final place and renamed into it under a lock,
+so a crash never leaves a half-written index where a good one stood; the next
+writer or reader that takes the lock puts back an index a crash left moved
+aside and removes the dead build's temporary directories.
 """
 
 from __future__ import annotations
 
 import fcntl
-import functools
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -31,19 +39,24 @@ import numpy as np
 from .documents import Document
 from .embeddings import Embedder, ModelInfo
 from .segments import Segment, segment_document
+from .store import CorruptIndexError, MissingIndexError, StaleIndexError
+from .terms import tokenize
+from .vector_cache import VectorCache
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DEFAULT_DATA_DIR_ENV = "QA_DATA_DIR"
+
+# Exact search reads every vector for every question; past this many sentences
+# an HNSW graph answers in a few milliseconds instead (README, "Speed").
+ANN_MIN_SENTENCES = 200_000
+HNSW_NEIGHBOURS = 32
+HNSW_EF_CONSTRUCTION = 64
+HNSW_EF_SEARCH = 320  # at least the retriever's 256 candidates
 
 Progress = Callable[[str, int, int], None]
 
-
-class StaleIndexError(RuntimeError):
-    """The index on disk was built from other documents or another model."""
-
-
-class MissingIndexError(RuntimeError):
-    """No complete index exists at the expected place."""
+__all__ = ["CorpusIndex", "CorruptIndexError", "MissingIndexError", "StaleIndexError",
+           "default_data_dir", "index_dir_for"]
 
 
 def default_data_dir() -> Path:
@@ -64,48 +77,24 @@ def index_dir_for(documents: list[Document], model: ModelInfo, data_dir: str | P
     return Path(data_dir or default_data_dir()) / "indexes" / f"{safe}-{key}"
 
 
-def tokenize(texts: list[str]) -> list[list[str]]:
-    """Lower-cased, stemmed word tokens without English stop words."""
-    import bm25s
-
-    return bm25s.tokenize(texts, stopwords="en", stemmer=_stem_words(), return_ids=False, show_progress=False)
+def vector_cache_for(model: ModelInfo, data_dir: str | Path | None = None) -> VectorCache:
+    return VectorCache(Path(data_dir or default_data_dir()) / "vectors" / model.weights_sha256[:16])
 
 
-@functools.cache
-def _stem_words():
-    import Stemmer
-
-    return Stemmer.Stemmer("english").stemWords
+def _crc(text: str) -> int:
+    return zlib.crc32(text.encode("utf-8"))
 
 
-@dataclass(frozen=True)
-class DocumentEntry:
-    id: str
-    path: str
-    title: str
-    sha256: str
-    chars: int
-    sentences: int
-
-
-def _manifest(documents, segments, model: ModelInfo, dimension: int) -> dict:
-    counts = {}
-    for s in segments:
-        counts[s.doc_id] = counts.get(s.doc_id, 0) + 1
-    return {
-        "format_version": FORMAT_VERSION,
-        "model": {"id": model.id, "weights_sha256": model.weights_sha256, "dimension": dimension},
-        "documents": [
-            asdict(DocumentEntry(d.id, str(Path(d.path).resolve()), d.title, d.sha256, len(d.text), counts.get(d.id, 0)))
-            for d in documents
-        ],
-        "counts": {"documents": len(documents), "segments": len(segments)},
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class CorpusIndex:
-    """Documents, their sentences, and both search structures over them."""
+    """Documents, their sentences, and both search structures over them (the ``Store`` protocol)."""
 
     def __init__(self, documents: list[Document], segments: list[Segment], dense, bm25, manifest: dict):
         self.documents = {d.id: d for d in documents}
@@ -113,23 +102,73 @@ class CorpusIndex:
         self.dense = dense
         self.bm25 = bm25
         self.manifest = manifest
+        self.embedded = 0  # sentences embedded by build(); the rest came from the vector cache
+
+    @property
+    def size(self) -> int:
+        return len(self.segments)
+
+    # --- building ---
 
     @classmethod
-    def build(cls, documents: list[Document], embedder: Embedder, progress: Progress | None = None) -> "CorpusIndex":
+    def build(cls, documents: list[Document], embedder: Embedder, progress: Progress | None = None,
+              cache: VectorCache | None = None) -> "CorpusIndex":
+        """Segment and embed ``documents``; vectors of unchanged documents come from ``cache``."""
+        embedder.load()
+        per_doc = [(d, segment_document(d)) for d in documents]
+        if not any(segs for _, segs in per_doc):
+            raise ValueError("the documents hold no sentences to index")
+        dimension = embedder.dimension
+        found = {d.id: cache.get(d, segs, dimension) if cache else None for d, segs in per_doc}
+        missing = [(d, segs) for d, segs in per_doc if found[d.id] is None and segs]
+        texts = [s.text for _, segs in missing for s in segs]
+        fresh = embedder.embed(texts, progress=(lambda done, total: progress("embedding", done, total))
+                               if progress else None)
+        at = 0
+        for d, segs in missing:
+            found[d.id] = fresh[at:at + len(segs)]
+            at += len(segs)
+            if cache:
+                cache.put(d, segs, found[d.id])
+        segments = [s for _, segs in per_doc for s in segs]
+        vectors = np.vstack([found[d.id] for d, segs in per_doc if segs])
+        index = cls.from_vectors(documents, segments, vectors, embedder.info)
+        index.embedded = len(texts)
+        return index
+
+    @classmethod
+    def from_vectors(cls, documents: list[Document], segments: list[Segment], vectors: np.ndarray,
+                     model: ModelInfo, tokens: list[list[str]] | None = None) -> "CorpusIndex":
+        """An index over given sentence vectors (unit rows, in ``segments`` order)."""
         import bm25s
         import faiss
 
-        embedder.load()
-        segments = [s for d in documents for s in segment_document(d)]
-        if not segments:
-            raise ValueError("the documents hold no sentences to index")
-        texts = [s.text for s in segments]
-        vectors = embedder.embed(texts, progress=(lambda done, total: progress("embedding", done, total)) if progress else None)
-        dense = faiss.IndexFlatIP(vectors.shape[1])
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        dimension = vectors.shape[1]
+        if len(segments) >= ANN_MIN_SENTENCES:
+            dense = faiss.IndexHNSWFlat(dimension, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
+            dense.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            dense.hnsw.efSearch = HNSW_EF_SEARCH
+        else:
+            dense = faiss.IndexFlatIP(dimension)
         dense.add(vectors)
         bm25 = bm25s.BM25()
-        bm25.index(tokenize(texts), show_progress=False)
-        manifest = _manifest(documents, segments, embedder.info, vectors.shape[1])
+        bm25.index(tokens if tokens is not None else tokenize([s.text for s in segments]), show_progress=False)
+        counts: dict[str, int] = {}
+        for s in segments:
+            counts[s.doc_id] = counts.get(s.doc_id, 0) + 1
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "model": {"id": model.id, "weights_sha256": model.weights_sha256, "dimension": dimension},
+            "dense": type(dense).__name__,
+            "documents": [
+                {"id": d.id, "path": str(Path(d.path).resolve()), "title": d.title, "sha256": d.sha256,
+                 "chars": len(d.text), "sentences": counts.get(d.id, 0)}
+                for d in documents
+            ],
+            "counts": {"documents": len(documents), "segments": len(segments)},
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         return cls(documents, segments, dense, bm25, manifest)
 
     def save(self, directory: str | Path) -> Path:
@@ -138,68 +177,115 @@ class CorpusIndex:
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         with _lock(directory):
+            _recover(directory)
             tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
             try:
                 faiss.write_index(self.dense, str(tmp / "dense.faiss"))
                 self.bm25.save(str(tmp / "bm25"), show_progress=False)
-                rows = [
-                    {"doc": s.doc_id, "start": s.start, "end": s.end, "section": s.section, "paragraph": s.paragraph}
-                    for s in self.segments
-                ]
+                rows = [{"doc": s.doc_id, "start": s.start, "end": s.end, "section": s.section,
+                         "paragraph": s.paragraph, "crc32": _crc(s.text)} for s in self.segments]
                 (tmp / "segments.json").write_text(json.dumps(rows), encoding="utf-8")
+                files = sorted(p for p in tmp.rglob("*") if p.is_file())
+                for path in files:
+                    _fsync(path)
+                self.manifest["files"] = {
+                    str(p.relative_to(tmp)): {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in files
+                }
                 # The manifest goes last: a directory without one is never opened.
                 (tmp / "manifest.json").write_text(json.dumps(self.manifest, indent=2), encoding="utf-8")
+                _fsync(tmp / "manifest.json")
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-            old = None
+            old = directory.with_name(f".{directory.name}.old")
             if directory.exists():
-                old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
                 os.rename(directory, old)
             os.rename(tmp, directory)
-            if old:
-                shutil.rmtree(old, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
         return directory
+
+    # --- opening ---
 
     @classmethod
     def load(cls, directory: str | Path, documents: list[Document], model: ModelInfo) -> "CorpusIndex":
-        """Open an index, refusing one built from other documents or another model."""
+        """Open an index, refusing one that is missing, stale or damaged."""
         import bm25s
         import faiss
 
         directory = Path(directory)
+        if not directory.exists() or _leftovers(directory):
+            with _lock(directory):
+                _recover(directory)
         manifest = read_manifest(directory)
         check_fresh(manifest, documents, model)
-        rows = json.loads((directory / "segments.json").read_text(encoding="utf-8"))
-        by_id = {d.id: d for d in documents}
-        segments, positions = [], {}
-        for row in rows:
-            doc = by_id[row["doc"]]
-            position = positions[doc.id] = positions.get(doc.id, -1) + 1
-            segments.append(Segment(doc.id, position, row["start"], row["end"],
-                                    doc.text[row["start"]:row["end"]], row["section"], row["paragraph"]))
-        dense = faiss.read_index(str(directory / "dense.faiss"))
-        bm25 = bm25s.BM25.load(str(directory / "bm25"), show_progress=False)
+        verify_files(directory, manifest)
+        segments = _read_segments(directory / "segments.json", {d.id: d for d in documents})
+        try:
+            dense = faiss.read_index(str(directory / "dense.faiss"))
+        except RuntimeError as exc:
+            raise CorruptIndexError(f"{directory / 'dense.faiss'} cannot be read ({exc}); rebuild the index") from None
+        try:
+            bm25 = bm25s.BM25.load(str(directory / "bm25"), show_progress=False)
+        except (OSError, ValueError, KeyError) as exc:
+            raise CorruptIndexError(f"{directory / 'bm25'} cannot be read ({exc}); rebuild the index") from None
+        if hasattr(dense, "hnsw"):
+            dense.hnsw.efSearch = HNSW_EF_SEARCH
+        for name, count in (("dense.faiss", dense.ntotal), ("bm25", bm25.scores["num_docs"])):
+            if count != len(segments):
+                raise CorruptIndexError(f"{directory / name} holds {count} sentences, segments.json "
+                                        f"{len(segments)}; rebuild the index")
         return cls(documents, segments, dense, bm25, manifest)
 
-    def dense_scores(self, vector: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
-        scores, ids = self.dense.search(vector.reshape(1, -1).astype(np.float32), min(top, self.dense.ntotal))
-        return ids[0], scores[0]
+    # --- the Store protocol ---
 
-    def lexical_scores(self, tokens: list[str]) -> np.ndarray:
-        known = [t for t in tokens if t in self.bm25.vocab_dict]
-        if not known:
-            return np.zeros(len(self.segments), dtype=np.float32)
-        return self.bm25.get_scores(known)
+    def dense_search(self, vectors: np.ndarray, top: int) -> list[np.ndarray]:
+        _, ids = self.dense.search(np.ascontiguousarray(vectors, dtype=np.float32), min(top, self.dense.ntotal))
+        return [row[row >= 0] for row in ids]
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        return self.dense.reconstruct_batch(np.asarray(ids, dtype=np.int64))
+
+    def _postings(self, term: str) -> np.ndarray:
+        term_id = self.bm25.vocab_dict.get(term)
+        if term_id is None:
+            return np.zeros(0, dtype=np.int64)
+        indptr = self.bm25.scores["indptr"]
+        return self.bm25.scores["indices"][indptr[term_id]:indptr[term_id + 1]]
+
+    def term_counts(self, terms: list[str]) -> list[int]:
+        return [len(self._postings(t)) for t in terms]
+
+    def term_search(self, weights: dict[str, float], top: int) -> tuple[np.ndarray, np.ndarray]:
+        sums = np.zeros(self.size, dtype=np.float32)
+        for term, weight in weights.items():
+            sums[self._postings(term)] += weight
+        held = np.flatnonzero(sums > 0)
+        if len(held) > top:
+            held = held[np.argpartition(-sums[held], top - 1)[:top]]
+        order = np.argsort(-sums[held], kind="stable")
+        return held[order], sums[held][order]
+
+    def term_scores(self, weights: dict[str, float], ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        sums = np.zeros(len(ids), dtype=np.float32)
+        for term, weight in weights.items():
+            sums += weight * np.isin(ids, self._postings(term))
+        return sums
 
 
 def read_manifest(directory: Path) -> dict:
+    path = directory / "manifest.json"
     try:
-        return json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise MissingIndexError(f"no index at {directory}: build it with `qa index`") from None
-    except ValueError as exc:
-        raise StaleIndexError(f"index manifest at {directory} is unreadable ({exc}); rebuild it") from None
+    except (OSError, ValueError) as exc:
+        raise CorruptIndexError(f"{path} cannot be read ({exc}); rebuild the index") from None
+    # An older format has no file list: check_fresh then calls it stale.
+    if not isinstance(manifest, dict) or (manifest.get("format_version") == FORMAT_VERSION
+                                          and not isinstance(manifest.get("files"), dict)):
+        raise CorruptIndexError(f"{path} is damaged (no list of files); rebuild the index")
+    return manifest
 
 
 def check_fresh(manifest: dict, documents: list[Document], model: ModelInfo) -> None:
@@ -207,10 +293,14 @@ def check_fresh(manifest: dict, documents: list[Document], model: ModelInfo) -> 
         raise StaleIndexError(
             f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}; rebuild it"
         )
-    built = manifest["model"]
-    if (built["id"], built["weights_sha256"]) != (model.id, model.weights_sha256):
+    try:
+        built = manifest["model"]
+        indexed = {d["id"]: d["sha256"] for d in manifest["documents"]}
+        built_with = (built["id"], built["weights_sha256"])
+    except (KeyError, TypeError):
+        raise CorruptIndexError("the index manifest is missing its model or documents; rebuild the index") from None
+    if built_with != (model.id, model.weights_sha256):
         raise StaleIndexError(f"index was built with model {built['id']!r}, not {model.id!r}; rebuild it")
-    indexed = {d["id"]: d["sha256"] for d in manifest["documents"]}
     current = {d.id: d.sha256 for d in documents}
     if indexed != current:
         changed = sorted(
@@ -221,6 +311,69 @@ def check_fresh(manifest: dict, documents: list[Document], model: ModelInfo) -> 
         )
 
 
+def verify_files(directory: Path, manifest: dict) -> None:
+    """Every file the manifest lists is there, whole, and unchanged."""
+    for name, expected in manifest["files"].items():
+        path = directory / name
+        try:
+            size = path.stat().st_size
+            if size != expected["bytes"]:
+                raise CorruptIndexError(f"{path} has {size} bytes, its manifest says {expected['bytes']}; "
+                                        f"rebuild the index")
+            if _sha256(path) != expected["sha256"]:
+                raise CorruptIndexError(f"{path} does not match its manifest (sha256); rebuild the index")
+        except OSError as exc:
+            raise CorruptIndexError(f"{path} cannot be read ({exc.strerror}); rebuild the index") from None
+        except (KeyError, TypeError):
+            raise CorruptIndexError(f"the manifest's entry for {path} is damaged; rebuild the index") from None
+
+
+def _read_segments(path: Path, documents: dict[str, Document]) -> list[Segment]:
+    """The sentences, each checked against its document so no quote is cut from wrong offsets."""
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CorruptIndexError(f"{path} cannot be read ({exc}); rebuild the index") from None
+    segments: list[Segment] = []
+    positions: dict[str, int] = {}
+    try:
+        for n, row in enumerate(rows):
+            doc = documents.get(row["doc"])
+            start, end = row["start"], row["end"]
+            if doc is None or not (0 <= start < end <= len(doc.text)) or \
+                    _crc(doc.text[start:end]) != row["crc32"]:
+                raise CorruptIndexError(f"{path}: sentence {n} does not match its document "
+                                        f"{row['doc']!r}; rebuild the index")
+            position = positions[doc.id] = positions.get(doc.id, -1) + 1
+            segments.append(Segment(doc.id, position, start, end, doc.text[start:end],
+                                    row["section"], row["paragraph"]))
+    except (KeyError, TypeError):
+        raise CorruptIndexError(f"{path}: sentence {len(segments)} is malformed; rebuild the index") from None
+    return segments
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb") as f:
+        os.fsync(f.fileno())
+
+
+def _leftovers(directory: Path) -> list[Path]:
+    return [p for p in directory.parent.glob(f".{directory.name}.*") if not p.name.endswith(".lock")]
+
+
+def _recover(directory: Path) -> None:
+    """Undo what a killed build left (call under the lock): put back an index moved aside, drop temporaries.
+
+    Every temporary or moved-aside directory is made and removed only by a
+    writer holding the lock, so whoever holds it now knows their writer is dead.
+    """
+    old = directory.with_name(f".{directory.name}.old")
+    if not directory.exists() and (old / "manifest.json").exists():
+        os.rename(old, directory)
+    for path in _leftovers(directory):
+        shutil.rmtree(path, ignore_errors=True)
+
+
 class _lock:
     """An exclusive lock beside the index, so two builders don't swap at once."""
 
@@ -228,6 +381,7 @@ class _lock:
         self.path = directory.with_name(f".{directory.name}.lock")
 
     def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.file = self.path.open("w")
         fcntl.flock(self.file, fcntl.LOCK_EX)
 

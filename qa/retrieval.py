@@ -21,8 +21,9 @@ import numpy as np
 
 from .answer_types import answer_type
 from .embeddings import Embedder
-from .index import CorpusIndex, tokenize
 from .segments import Segment
+from .store import Store
+from .terms import tokenize
 
 CANDIDATES = 256
 
@@ -42,8 +43,11 @@ class Passage:
 
 
 class HybridRetriever:
-    def __init__(self, index: CorpusIndex, embedder: Embedder, candidates: int = CANDIDATES):
-        self.index = index
+    """Scores sentences of any ``Store``; the score's formula lives here, the engines only count."""
+
+    def __init__(self, store: Store, segments: list[Segment], embedder: Embedder, candidates: int = CANDIDATES):
+        self.store = store
+        self.segments = segments
         self.embedder = embedder
         self.candidates = candidates
 
@@ -57,40 +61,32 @@ class HybridRetriever:
         follow-ups this found 6 of 11 right sentences first, against 5 when
         searching with the context alone.
         """
-        index = self.index
+        store = self.store
         texts = [question, f"{context} {question}"] if context else [question]
         vectors = self.embedder.embed(texts)
-        coverages = [self._coverage(tokens) for tokens in tokenize(texts)]
+        weights = [self._term_weights(tokens) for tokens in tokenize(texts)]
         candidates: set[int] = set()
-        for vector, coverage in zip(vectors, coverages):
-            ids, _ = index.dense_scores(vector, self.candidates)
-            candidates.update(int(i) for i in ids if i >= 0)
-            candidates.update(int(i) for i in np.argsort(-coverage)[: self.candidates] if coverage[i] > 0)
+        for ids in store.dense_search(vectors, self.candidates):
+            candidates.update(ids.tolist())
+        for w in weights:
+            candidates.update(store.term_search(w, self.candidates)[0].tolist())
         ids = np.array(sorted(candidates), dtype=np.int64)
-        dense = (index.dense.reconstruct_batch(ids) @ vectors.T).mean(axis=1)
-        coverage = np.mean([c[ids] for c in coverages], axis=0)
+        dense = (store.vectors(ids) @ vectors.T).mean(axis=1)
+        coverage = np.mean([store.term_scores(w, ids) for w in weights], axis=0)
         wanted = answer_type(question)
         passages = []
         for i, d, c in zip(ids.tolist(), dense.tolist(), coverage.tolist()):
-            segment = index.segments[i]
+            segment = self.segments[i]
             bonus = TYPE_BONUS if wanted and wanted.holds.search(segment.text) else 0.0
             passages.append(Passage(segment, (d + c) / 2 + bonus, d, c))
         passages.sort(key=lambda p: (-p.score, p.segment.doc_id, p.segment.start))
         return passages[:top_k]
 
-    def _coverage(self, tokens: list[str]) -> np.ndarray:
-        """IDF-weighted share of ``tokens`` present in each sentence."""
-        bm25 = self.index.bm25
-        n = len(self.index.segments)
-        coverage = np.zeros(n, dtype=np.float32)
-        indptr = bm25.scores["indptr"]
-        indices = bm25.scores["indices"]
-        total = 0.0
-        for token in dict.fromkeys(tokens):
-            token_id = bm25.vocab_dict.get(token)
-            docs = indices[indptr[token_id]:indptr[token_id + 1]] if token_id is not None else ()
-            idf = float(np.log(1 + (n - len(docs) + 0.5) / (len(docs) + 0.5)))
-            total += idf
-            if len(docs):
-                coverage[docs] += idf
-        return coverage / total if total else coverage
+    def _term_weights(self, tokens: list[str]) -> dict[str, float]:
+        """Each term's IDF as a share of all the question's terms' IDF, so a sentence holding them all scores 1."""
+        terms = list(dict.fromkeys(tokens))
+        n = self.store.size
+        idf = {t: float(np.log(1 + (n - df + 0.5) / (df + 0.5))) for t, df in zip(terms, self.store.term_counts(terms))}
+        total = sum(idf.values())
+        # A term no sentence holds still counts in the total: the question asks for something absent.
+        return {t: w / total for t, w in idf.items()} if total else {}

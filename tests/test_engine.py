@@ -35,7 +35,7 @@ def test_every_quote_is_the_exact_slice_of_its_document(seed_assistant):
     for question in questions:
         for quote in seed_assistant.ask(question, k=5).quotes:
             assert text[quote.start:quote.end] == quote.text
-            assert seed_assistant.index.documents[quote.doc].text[quote.start:quote.end] == quote.text
+            assert seed_assistant.documents_by_id[quote.doc].text[quote.start:quote.end] == quote.text
 
 
 @pytest.mark.parametrize("question", [
@@ -96,7 +96,10 @@ def test_index_directory_is_readable_and_complete(seed_assistant):
     directory = seed_assistant.index_dir
     assert sorted(p.name for p in directory.iterdir()) == ["bm25", "dense.faiss", "manifest.json", "segments.json"]
     manifest = json.loads((directory / "manifest.json").read_text())
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
+    assert sorted(manifest["files"]) == ["bm25/data.csc.index.npy", "bm25/indices.csc.index.npy",
+                                         "bm25/indptr.csc.index.npy", "bm25/params.index.json",
+                                         "bm25/vocab.index.json", "dense.faiss", "segments.json"]
     assert manifest["model"]["id"] == "all-MiniLM-L6-v2"
     assert manifest["model"]["weights_sha256"].startswith("53aa51172d142c89")
     assert manifest["documents"][0]["sentences"] == manifest["counts"]["segments"] == 17
@@ -130,7 +133,7 @@ def test_short_answer_stands_inside_the_best_quote(seed_assistant):
     answer = seed_assistant.ask("Where were the North Korean soldiers captured?")
     best = answer.quotes[0]
     assert best.short_answer.text == "Russia's Kursk region"
-    text = seed_assistant.index.documents[best.doc].text
+    text = seed_assistant.documents_by_id[best.doc].text
     assert text[best.short_answer.start:best.short_answer.end] == best.short_answer.text
     assert best.start <= best.short_answer.start < best.short_answer.end <= best.end
     age = seed_assistant.ask("How old was the man the ID card was issued to?").quotes[0]

@@ -5,7 +5,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup chromium run test index clean
+.PHONY: setup chromium run test index train clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -26,8 +26,20 @@ run: setup
 test: setup chromium
 	$(PY) -m pytest
 
+# The heavier kill and load runs (README, "Robustness").
+stress: setup
+	$(PY) -m pytest -m stress -s
+
+# Speed and memory from the seed to a million sentences; prints a table, writes bench.json.
+bench: setup chromium
+	$(PY) benchmarks/bench.py --json bench.json
+
 index: setup
 	$(VENV)/bin/qa index seeds/
+
+# Refit models/answerability.weights.json and its manifest from ../shared/eval (a few minutes).
+train: setup
+	$(PY) -m qa.training.answerability
 
 clean:
 	rm -rf $(VENV) .pytest_cache

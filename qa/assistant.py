@@ -59,7 +59,7 @@ class Assistant:
         self.built = False  # whether load() had to build (or, for Milvus, update) the index
         self.rebuilt_because: str | None = None  # why an existing index could not be used
         self.embedded = 0  # sentences embedded by load(); the rest came from the vector cache
-        self._retriever: HybridRetriever | None = None
+        self.retriever: HybridRetriever | None = None
 
     def load(self, progress: Callable[[str, int, int], None] | None = None) -> "Assistant":
         """Read, verify and open everything.
@@ -78,7 +78,7 @@ class Assistant:
             self._sync_remote(progress)
         else:
             self._open_local(progress)
-        self._retriever = HybridRetriever(self.index, self.segments, self.embedder)
+        self.retriever = HybridRetriever(self.index, self.segments, self.embedder)
         return self
 
     @property
@@ -124,7 +124,7 @@ class Assistant:
         threshold: float | None = None,
     ) -> Answer:
         """Answer ``question``; ``history`` holds the earlier questions (or answers) of the conversation."""
-        if self._retriever is None:
+        if self.retriever is None:
             raise RuntimeError("call load() before ask()")
         history = [questions.clean(h.question if isinstance(h, Answer) else h) for h in history]
         question = questions.check(question, follow_up=any(history))
@@ -134,7 +134,7 @@ class Assistant:
         started = time.perf_counter()
         context = conversation.context(question, history)
         query = f"{context} {question}" if context else question
-        passages = self._retriever.retrieve(question, top_k=max(k, 10) * 2, context=context)
+        passages = self.retriever.retrieve(question, top_k=max(k, 10) * 2, context=context)
         answer = compose(question, query, passages, self.documents_by_id, k,
                          self.threshold if threshold is None else threshold)
         return replace(answer, latency_ms=(time.perf_counter() - started) * 1000)

@@ -61,9 +61,12 @@ class HybridRetriever:
         follow-ups this found 6 of 11 right sentences first, against 5 when
         searching with the context alone.
         """
-        store = self.store
         texts = [question, f"{context} {question}"] if context else [question]
-        vectors = self.embedder.embed(texts)
+        return self.rank(question, texts, self.embedder.embed(texts), top_k)
+
+    def rank(self, question: str, texts: list[str], vectors: np.ndarray, top_k: int = 10) -> list[Passage]:
+        """``retrieve`` once the search texts are embedded: ``vectors[i]`` is ``texts[i]``'s."""
+        store = self.store
         weights = [self._term_weights(tokens) for tokens in tokenize(texts)]
         candidates: set[int] = set()
         for ids in store.dense_search(vectors, self.candidates):

@@ -7,6 +7,8 @@ Exit codes: 0 answered or abstained, 1 a user error, 2 bad usage.
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -15,7 +17,8 @@ import click
 
 from .answers import Answer
 from .assistant import DEFAULT_CORPUS, DEFAULT_K, DEFAULT_THRESHOLD, Assistant
-from .documents import DocumentError
+from . import questions
+from .documents import DEFAULT_MAX_FILE_MB, MAX_FILE_MB_ENV, DocumentError
 from .embeddings import DEFAULT_MODEL, ModelError
 from .index import MissingIndexError, StaleIndexError
 
@@ -29,14 +32,33 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except USER_ERRORS as exc:
-            click.echo(f"Error: {exc}", err=True)
+            echo_error(exc)
             ctx.exit(1)
+
+
+# Control characters (ESC starts terminal commands, CR rewrites the line) and
+# bidirectional overrides, as documents, file names or questions may hold them.
+# Text output shows them as escapes such as \x1b; line breaks and tabs stay.
+_TERMINAL_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    return _TERMINAL_UNSAFE.sub(lambda m: ascii(m.group())[1:-1], text)
+
+
+def echo_error(exc: Exception):
+    click.echo(visible(f"Error: {exc}"), err=True)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="qa")
 def cli():
     """Ask questions about your documents; every answer is a verbatim, cited quote."""
+
+
+# Files and folders are checked by the engine, which names what is wrong with
+# each (a FIFO, a link loop, an unreadable file) in the same way for every caller.
+DOCUMENT_PATH = click.Path(path_type=Path, readable=False)
 
 
 def corpus_options(f):
@@ -47,9 +69,21 @@ def corpus_options(f):
                      help="Where indexes are kept [env: QA_DATA_DIR; default ~/.local/share/qa].")(f)
     f = click.option("--model", default=DEFAULT_MODEL, show_default=True,
                      help="Model manifest name, manifest .json, or sentence-transformers directory.")(f)
-    f = click.option("--docs", "docs", multiple=True, type=click.Path(path_type=Path),
+    f = click.option("--docs", "docs", multiple=True, type=DOCUMENT_PATH,
                      help="Document file or folder (repeatable) [default: seeds/].")(f)
-    return f
+    return max_file_option(f)
+
+
+def _export_max_file_mb(ctx, param, value):
+    # The engine reads the limit where it reads the documents, from the environment.
+    if value is not None:
+        os.environ[MAX_FILE_MB_ENV] = repr(value)
+
+
+max_file_option = click.option(
+    "--max-file-mb", type=click.FloatRange(min=0, min_open=True), envvar=MAX_FILE_MB_ENV, expose_value=False,
+    callback=_export_max_file_mb, help=f"Refuse documents larger than this many MB "
+                                       f"[env: {MAX_FILE_MB_ENV}; default {DEFAULT_MAX_FILE_MB:g}].")
 
 
 class StderrProgress:
@@ -63,7 +97,7 @@ class StderrProgress:
         if stage != self.stage:
             self.close()
             self.stage = stage
-            self.bar = click.progressbar(length=total, label=stage, file=sys.stderr)
+            self.bar = click.progressbar(length=total, label=stage, file=sys.stderr, show_pos=True)
             self.bar.__enter__()
         self.bar.update(done - self.bar.pos)
 
@@ -103,17 +137,21 @@ def format_answer(answer: Answer) -> str:
 
 def emit(answer: Answer, as_json: bool):
     if as_json:
-        click.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
+        # json.dumps escapes C0 controls but not DEL, C1 or bidi controls: escaped
+        # here too, the JSON still decodes to the exact text.
+        line = json.dumps(answer.to_dict(), ensure_ascii=False)
+        click.echo(_TERMINAL_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", line))
     else:
-        click.echo(format_answer(answer))
+        click.echo(visible(format_answer(answer)))
     sys.stdout.flush()
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=DOCUMENT_PATH)
 @click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Model to embed with.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="QA_DATA_DIR",
               help="Where indexes are kept [env: QA_DATA_DIR].")
+@max_file_option
 @click.option("--force", is_flag=True, help="Rebuild even when the index is up to date.")
 @click.option("--json", "as_json", is_flag=True, help="Print the index manifest as JSON.")
 def index(paths, model, data_dir, force, as_json):
@@ -137,8 +175,7 @@ def index(paths, model, data_dir, force, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as one JSON object.")
 def ask(question, docs, model, data_dir, threshold, k, as_json):
     """Answer QUESTION with quotes from the documents."""
-    if not question.strip():
-        raise click.ClickException("the question is empty: type a question in quotes")
+    questions.check(question)  # refuse a bad question before the model is loaded
     assistant = open_assistant(docs, model, data_dir, threshold, k)
     emit(assistant.ask(question), as_json)
 
@@ -157,12 +194,18 @@ def chat(docs, model, data_dir, threshold, k, as_json):
     if sys.stdin.isatty():
         click.echo("Ask a question (empty line: new conversation, Ctrl-D: quit).", err=True)
     history: list[Answer] = []
-    for line in sys.stdin:
-        question = line.strip()
+    # Bytes, decoded as the engine expects of argv: invalid UTF-8 arrives as
+    # lone surrogates, which it drops, rather than ending the session.
+    for raw in click.get_binary_stream("stdin"):
+        question = raw.decode("utf-8", "surrogateescape").strip()
         if not question:
             history = []
             continue
-        answer = assistant.ask(question, history=history)
+        try:
+            answer = assistant.ask(question, history=history)
+        except ValueError as exc:  # a refused question: say why, keep the conversation
+            echo_error(exc)
+            continue
         history.append(answer)
         emit(answer, as_json)
         if not as_json:

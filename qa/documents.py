@@ -8,13 +8,33 @@ character spans into that text.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
+
+# The largest document read, in MB (2**20 bytes): a bigger file is more likely
+# a mistake (a log, a dump) than something to quote, and would take minutes to
+# embed.  The CLI's --max-file-mb sets the variable.
+MAX_FILE_MB_ENV = "QA_MAX_FILE_MB"
+DEFAULT_MAX_FILE_MB = 20.0
+_MB = 1024 * 1024
+
+# What a path is when it is not a regular file, in the words of an error message.
+_SPECIAL_FILES = {
+    stat.S_IFDIR: "a folder",
+    stat.S_IFIFO: "a named pipe (FIFO)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
 
 # A heading is a short line that does not end like a sentence.
 HEADING_MAX_CHARS = 100
@@ -50,11 +70,30 @@ class Document:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
 
-def load_documents(paths: list[str | Path] | tuple[str | Path, ...]) -> list[Document]:
-    """Read every supported file named in ``paths`` (files or folders)."""
+def load_documents(paths: list[str | Path] | tuple[str | Path, ...],
+                   max_file_mb: float | None = None) -> list[Document]:
+    """Read every supported file named in ``paths`` (files or folders).
+
+    A file named twice, directly or through a link, is read once.
+    ``max_file_mb``: see ``read_document``.
+    """
     files = collect_files(paths)
     ids = _document_ids(files)
-    return [read_document(path, doc_id) for path, doc_id in zip(files, ids)]
+    return [read_document(path, doc_id, max_file_mb) for path, doc_id in zip(files, ids)]
+
+
+def file_limit_mb() -> float:
+    """The size limit for one document: ``$QA_MAX_FILE_MB``, else 20 MB."""
+    raw = os.environ.get(MAX_FILE_MB_ENV)
+    if raw is None:
+        return DEFAULT_MAX_FILE_MB
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise DocumentError(f"{MAX_FILE_MB_ENV}={raw!r}: give the size limit as a number of MB, such as 20")
+    return value
 
 
 def collect_files(paths) -> list[Path]:
@@ -63,7 +102,8 @@ def collect_files(paths) -> list[Path]:
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
+        mode = _stat(path).st_mode
+        if stat.S_ISDIR(mode):
             found = sorted(
                 p for p in path.rglob("*")
                 if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES and not _hidden(p, path)
@@ -73,33 +113,32 @@ def collect_files(paths) -> list[Path]:
                     f"{path}: folder holds no {', '.join(SUPPORTED_SUFFIXES)} files"
                 )
             files.extend(found)
-        elif path.is_file():
+        else:
+            _check_regular(path, mode)
             if path.suffix.lower() not in SUPPORTED_SUFFIXES:
                 raise DocumentError(
                     f"{path}: unsupported file type {path.suffix or '(none)'!r}; "
                     f"use one of {', '.join(SUPPORTED_SUFFIXES)}"
                 )
             files.append(path)
-        else:
-            raise DocumentError(f"{path}: no such file or folder")
     unique = list(dict.fromkeys(p.resolve() for p in files))
     return unique
 
 
-def read_document(path: str | Path, doc_id: str | None = None) -> Document:
+def read_document(path: str | Path, doc_id: str | None = None, max_file_mb: float | None = None) -> Document:
+    """Read one file; ``max_file_mb`` (default ``file_limit_mb()``) refuses larger ones."""
     path = Path(path)
     suffix = path.suffix.lower()
+    data = _read_bytes(path, file_limit_mb() if max_file_mb is None else max_file_mb)
     if suffix == ".pdf":
-        text = _read_pdf(path)
+        text = _read_pdf(path, data)
     else:
         try:
-            text = path.read_bytes().decode("utf-8")
+            text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise DocumentError(
                 f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8 and try again"
             ) from None
-        except OSError as exc:
-            raise DocumentError(f"{path}: cannot be read ({exc.strerror})") from None
     if suffix in (".html", ".htm"):
         text, blocks, title = _parse_html(text)
         date = None
@@ -109,6 +148,8 @@ def read_document(path: str | Path, doc_id: str | None = None) -> Document:
             text, markdown=suffix == ".md", headings=suffix != ".pdf"
         )
     if not any(b.kind == "paragraph" for b in blocks):
+        if any(b.kind == "heading" for b in blocks):
+            raise DocumentError(f"{path}: has only headings, no sentences to quote; add the text under them")
         raise DocumentError(f"{path}: has no body text to answer from")
     return Document(
         id=doc_id or path.name,
@@ -118,6 +159,55 @@ def read_document(path: str | Path, doc_id: str | None = None) -> Document:
         blocks=tuple(blocks),
         date=date,
     )
+
+
+def _stat(path: Path) -> os.stat_result:
+    """``path.stat()``, with what is wrong with the path named when it fails."""
+    try:
+        return path.stat()
+    except OSError as exc:
+        raise _path_error(path, exc) from None
+
+
+def _path_error(path: Path, exc: OSError) -> DocumentError:
+    if exc.errno == errno.ENOENT and path.is_symlink():
+        return DocumentError(f"{path}: broken symbolic link to {os.readlink(path)}; fix or remove the link")
+    if exc.errno == errno.ENOENT:
+        return DocumentError(f"{path}: no such file or folder")
+    if exc.errno == errno.ELOOP:
+        return DocumentError(f"{path}: symbolic link loop (the link leads back to itself); fix the link")
+    if exc.errno == errno.EACCES:
+        return DocumentError(f"{path}: permission denied; make it readable for this user (chmod +r)")
+    return DocumentError(f"{path}: cannot be read ({exc.strerror})")
+
+
+def _check_regular(path: Path, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        kind = _SPECIAL_FILES.get(stat.S_IFMT(mode), "not a regular file")
+        raise DocumentError(f"{path}: is {kind}, not a document file; name a {'/'.join(SUPPORTED_SUFFIXES)} file")
+
+
+def _read_bytes(path: Path, limit_mb: float) -> bytes:
+    """The bytes of a regular file of at most ``limit_mb`` MB."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise _path_error(path, exc) from None
+    try:
+        info = os.fstat(fd)
+        _check_regular(path, info.st_mode)
+        if info.st_size > limit_mb * _MB:
+            raise DocumentError(
+                f"{path}: {info.st_size / _MB:.1f} MB is over the {limit_mb:g} MB limit for one document; "
+                f"raise it with --max-file-mb or {MAX_FILE_MB_ENV}"
+            )
+        with open(fd, "rb", closefd=False) as f:
+            return f.read()
+    except OSError as exc:
+        raise _path_error(path, exc) from None
+    finally:
+        os.close(fd)
 
 
 def _hidden(path: Path, root: Path) -> bool:
@@ -271,6 +361,15 @@ class _HTMLText(HTMLParser):
         elif not self.skip:
             self.current.append(data)
 
+    def parse_marked_section(self, i, report=1):
+        # "<![name ...>" other than CDATA makes Python's parser raise
+        # AssertionError; browsers skip it as a bogus comment, up to ">".
+        try:
+            return super().parse_marked_section(i, report)
+        except AssertionError:
+            end = self.rawdata.find(">", i)
+            return -1 if end < 0 else end + 1
+
 
 def _parse_html(raw: str):
     """The visible text of an HTML page, one block per line.
@@ -280,6 +379,11 @@ def _parse_html(raw: str):
     """
     parser = _HTMLText()
     parser.feed(raw)
+    # What feed() left unparsed is markup the page never finished: an unclosed
+    # "<!--", "<!DOCTYPE", "<?..." or "<tag".  Browsers show none of it, but
+    # close() would hand it over as text, so it is dropped here.
+    if parser.rawdata.startswith("<"):
+        parser.rawdata = ""
     parser.close()
     parser.flush()
     parts, blocks, pos = [], [], 0
@@ -293,7 +397,7 @@ def _parse_html(raw: str):
     return "\n\n".join(parts), blocks, title
 
 
-def _read_pdf(path: Path) -> str:
+def _read_pdf(path: Path, data: bytes) -> str:
     try:
         from pypdf import PdfReader
     except ImportError:
@@ -301,7 +405,7 @@ def _read_pdf(path: Path) -> str:
             f"{path}: reading PDF needs the optional extra: pip install 'qa[pdf]'"
         ) from None
     try:
-        pages = [page.extract_text() or "" for page in PdfReader(path).pages]
+        pages = [page.extract_text() or "" for page in PdfReader(io.BytesIO(data)).pages]
     except Exception as exc:  # pypdf raises many kinds for damaged files
         raise DocumentError(f"{path}: not a readable PDF ({exc})") from None
     return "\n\n".join(p.strip() for p in pages if p.strip())

@@ -106,7 +106,10 @@ class App:
         _, assistant = self.holder.current()
         if isinstance(history, str):
             history = json.loads(history) if history.strip().startswith("[") else [history]
-        return assistant.ask(question or "", history=[str(h) for h in (history or [])]).to_dict()
+        try:
+            return assistant.ask(question or "", history=[str(h) for h in (history or [])]).to_dict()
+        except ValueError as exc:  # a refused question: the client gets the reason
+            raise gr.Error(str(exc)) from None
 
     def respond(self, question, messages, turns):
         question = (question or "").strip()
@@ -115,7 +118,12 @@ class App:
             return gr.update(), messages, turns, gr.update()
         gen, assistant = self.holder.current()
         history = [t["question"] for t in turns]
-        answer = assistant.ask(question, history=history)
+        try:
+            answer = assistant.ask(question, history=history)
+        except ValueError as exc:  # a refused question: say why, keep the chat and the question as they are
+            gr.Warning(html.escape(str(exc)))  # toasts render HTML
+            return gr.update(), messages, turns, gr.update()
+        question = answer.question  # as searched: without control characters or invalid bytes
         turn = len(turns)
         turns = turns + [{
             "question": question,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,43 @@ SEED_ARTICLE = SEEDS / "000_70eb0d637448346e.txt"
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+class NetworkBlocked(RuntimeError):
+    """The tests reached for a host other than this machine; qa must work offline."""
+
+
+def _loopback(address) -> bool:
+    if not isinstance(address, tuple):  # AF_UNIX paths and the like
+        return True
+    host = address[0]
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:  # a host name other than localhost
+        return False
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_network():
+    """Any connection from the test process to a host other than this machine raises ``NetworkBlocked``.
+
+    Processes the tests start are not covered; ``test_robustness`` runs ``qa ask``
+    without a network to check those.
+    """
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def guard(real):
+        def connect(sock, address):
+            if not _loopback(address):
+                raise NetworkBlocked(f"network access in a test: connect to {address!r}")
+            return real(sock, address)
+        return connect
+
+    socket.socket.connect, socket.socket.connect_ex = guard(real_connect), guard(real_connect_ex)
+    yield
+    socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex
 
 
 @pytest.fixture(scope="session")

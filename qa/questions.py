@@ -18,9 +18,8 @@ punctuation or emoji alone.
 
 from __future__ import annotations
 
+import functools
 import re
-
-from bm25s.stopwords import STOPWORDS_EN
 
 from .conversation import _QUESTION_WORDS, _REFERRING
 
@@ -36,7 +35,6 @@ _INVALID = re.compile(r"[\ud800-\udfff\ufffd]")
 # C0 and C1 control characters, NUL, tab and line breaks included: a space each.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _WORD = re.compile(r"[^\W_]+")
-_NOT_SEARCHABLE = frozenset(STOPWORDS_EN) | _QUESTION_WORDS | _REFERRING
 
 
 class QuestionError(ValueError):
@@ -65,10 +63,18 @@ def check(question: str, follow_up: bool = False) -> str:
     if not words:
         raise QuestionError(f"the question {_shorten(question)!r} has no words to search for: "
                             "ask about something in the documents, in words")
-    if not follow_up and all(w in _NOT_SEARCHABLE for w in words):
+    if not follow_up and all(w in _not_searchable() for w in words):
         raise QuestionError(f"the question {_shorten(question)!r} has no words to search for, only "
                             "question words like \"what\" and \"the\": say what you are asking about")
     return question
+
+
+@functools.cache
+def _not_searchable() -> frozenset[str]:
+    """The index's stop words and the words of asking and pointing back."""
+    from bm25s.stopwords import STOPWORDS_EN  # imported when first needed: it takes a third of a second
+
+    return frozenset(STOPWORDS_EN) | _QUESTION_WORDS | _REFERRING
 
 
 def _shorten(question: str, limit: int = 60) -> str:

@@ -1,0 +1,139 @@
+"""The Milvus store's speed: opening, syncing, and the calls a question makes, beside the default store.
+
+    .venv/bin/python benchmarks/bench_milvus.py [--store /tmp/qa-bench.db | http://host:19530] [--copies 50]
+
+Corpora: the seed article; the first public SQuAD v1.1 article; and that
+article copied ``--copies`` times as separate documents (each copy's vectors
+the real ones plus Gaussian noise, sigma 0.02, renormalized).  Sentences are
+embedded once and the vectors handed to both stores, so sync times are the
+engine's alone.  Per question (the seed test set's, the article's SQuAD
+questions), with its vector given: each store call at the retriever's sizes,
+and the whole retrieval through Milvus and through FAISS.  Prints one line per
+measurement and asserts nothing: on a shared machine timings are upper bounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SQUAD = ROOT.parent / "shared" / "eval" / "squad_v1.1_dev_public.jsonl"
+
+
+class GivenVectors:
+    """An embedder whose vectors were computed beforehand, so a retrieval's time is the store's."""
+
+    def __init__(self, vectors: dict[str, np.ndarray]):
+        self.vectors = vectors
+
+    def embed(self, texts):
+        return np.vstack([self.vectors[t] for t in texts])
+
+
+def ms(samples: list[float]) -> str:
+    samples = sorted(samples)
+    return f"p50 {statistics.median(samples) * 1000:.1f} ms, p95 {samples[int(0.95 * (len(samples) - 1))] * 1000:.1f} ms"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", help="Milvus URI (default: a .db file in a temporary folder)")
+    parser.add_argument("--copies", type=int, default=50)
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    import pymilvus  # noqa: F401
+    print(f"import pymilvus: {time.perf_counter() - started:.2f} s")
+
+    from qa.documents import load_documents
+    from qa.embeddings import Embedder
+    from qa.index import CorpusIndex
+    from qa.milvus import MilvusStore
+    from qa.retrieval import CANDIDATES, HybridRetriever
+    from qa.segments import segment_document
+    from qa.terms import tokenize
+
+    work = Path(tempfile.mkdtemp(prefix="qa-bench-milvus-"))
+    embedder = Embedder().load()
+    article = json.loads(SQUAD.read_text(encoding="utf-8").splitlines()[0])
+    (work / "article").mkdir()
+    (work / "article" / "article.txt").write_text("\n\n".join(article["paragraphs"]), encoding="utf-8")
+    seed_questions = [json.loads(line)["question"] for line in (ROOT / "seeds" / "questions.jsonl").open()]
+    squad_questions = [qa["question"] for qa in article["qas"]][:200]
+    cases = [("seed", [ROOT / "seeds" / "000_70eb0d637448346e.txt"], seed_questions, 1),
+             ("article", [work / "article"], squad_questions, 1),
+             (f"article x{args.copies}", [work / "article"], squad_questions, args.copies)]
+    rng = np.random.default_rng(0)
+    for name, paths, questions, copies in cases:
+        documents = load_documents(paths)
+        segments = [s for d in documents for s in segment_document(d)]
+        vectors = embedder.embed([s.text for s in segments])
+        if copies > 1:
+            folder = work / f"copies{copies}"
+            folder.mkdir()
+            text = documents[0].text
+            for i in range(copies):
+                (folder / f"copy{i:04d}.txt").write_text(text, encoding="utf-8")
+            documents = load_documents([folder])
+            segments = [s for d in documents for s in segment_document(d)]
+            noisy = np.tile(vectors, (copies, 1)) + rng.normal(0, 0.02, (len(segments), vectors.shape[1]))
+            vectors = (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32)
+        given = GivenVectors(dict(zip(questions, embedder.embed(questions))))
+        uri = args.store or str(work / f"{name.replace(' ', '_')}.db")
+        store = MilvusStore(uri, embedder.info.id, embedder.dimension)
+        at = [0]
+
+        def embed(texts):
+            at[0] += len(texts)
+            return vectors[at[0] - len(texts):at[0]]
+
+        started = time.perf_counter()
+        store.sync(documents, segments, embed)
+        took = time.perf_counter() - started
+        print(f"{name}: {len(segments)} sentences in {len(documents)} documents; first sync {took:.2f} s "
+              f"({len(segments) / took:.0f} sentences/s, vectors given)")
+        started = time.perf_counter()
+        store.sync(documents, segments, embed)
+        print(f"{name}: sync with nothing changed {time.perf_counter() - started:.2f} s")
+
+        default = CorpusIndex.from_vectors(documents, segments, vectors, embedder.info)
+        timings: dict[str, list[float]] = {}
+        for question in questions:
+            vector = given.embed([question])
+            terms = list(dict.fromkeys(tokenize([question])[0]))
+            idf = {t: float(np.log(1 + (store.size - df + 0.5) / (df + 0.5)))
+                   for t, df in zip(terms, store.term_counts(terms))}
+            weights = {t: w / sum(idf.values()) for t, w in idf.items()} if idf else {}
+            ids = np.unique(np.concatenate([store.dense_search(vector, CANDIDATES)[0],
+                                            store.term_search(weights, CANDIDATES)[0]]))
+            for call, run in [("dense_search", lambda: store.dense_search(vector, CANDIDATES)),
+                              ("term_search", lambda: store.term_search(weights, CANDIDATES)),
+                              ("vectors", lambda: store.vectors(ids)),
+                              ("term_scores", lambda: store.term_scores(weights, ids))]:
+                started = time.perf_counter()
+                run()
+                timings.setdefault(call, []).append(time.perf_counter() - started)
+        for label, target in [("retrieve via Milvus", store), ("retrieve via FAISS", default)]:
+            retriever = HybridRetriever(target, segments, given)
+            for question in questions:
+                started = time.perf_counter()
+                retriever.retrieve(question)
+                timings.setdefault(label, []).append(time.perf_counter() - started)
+        for call, samples in timings.items():
+            print(f"{name}: {call}: {ms(samples)} over {len(samples)} questions")
+        store.close()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

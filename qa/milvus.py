@@ -1,0 +1,388 @@
+"""The Milvus store: the corpus's sentence vectors and terms in Milvus collections.
+
+``MilvusStore("path/file.db", ...)`` runs Milvus embedded (milvus-lite, inside
+this process); ``MilvusStore("http://host:19530", ...)`` talks to a Milvus
+server or cluster with the same schema and calls.  pymilvus is imported only
+here, so the default store never pays for it (importing it takes about 0.8 s).
+
+Two collections per corpus folder and model, ``qa_<folder>_<hash>`` and the
+same name with ``_docs``:
+
+sentences, one row per sentence
+    pk        ``<doc key>:<position>``; the doc key is a hash of the document id
+    doc       the document id, to delete a document's rows by filter
+    position, start, end
+    dense     its unit vector: FLOAT_VECTOR, metric IP (= cosine)
+    terms     SPARSE_FLOAT_VECTOR, term id -> 1.0 for each term it holds,
+              metric IP: a search with the question's IDF weights returns
+              the retriever's coverage numerator
+documents, one row per document
+    pk        the document id
+    sha256    its text's hash; "" while its sentences are being written
+    spans     a hash of its sentences' offsets, so a new segmenter re-indexes
+    terms     SPARSE_FLOAT_VECTOR, term id -> how many of its sentences hold
+              the term.  Milvus returns no document frequencies, so ``sync``
+              sums these in memory; as a sparse vector the counts have no size
+              limit (a JSON field stops at 64 KB) and they are the vector field
+              Milvus requires of every collection.
+
+A property of the sentences collection records the format, model and dimension, so
+another model's vectors are never mixed in.  Documents' text stays on disk:
+the caller cuts quotes from its own ``Document.text``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .documents import Document
+from .segments import Segment
+from .store import CorruptIndexError, StaleIndexError
+from .terms import tokenize
+
+FORMAT_VERSION = 1
+# The collection property recording format, model and dimension (milvus-lite
+# does not keep a collection's description; both engines keep its properties).
+IDENTITY = "qa.identity"
+
+# Term ids: 8 bytes of blake2b of the stemmed term, folded into [0, 2^31).
+# Two terms may share an id; in a vocabulary of V terms about V²/2^32 pairs do
+# (a million terms: ~230 pairs), and the engine then counts them as one term.
+TERM_SPACE = 2**31
+# Milvus refuses an empty sparse vector; a sentence holding no terms (only
+# stop words) holds this id instead, which no term hashes to.
+NO_TERMS = TERM_SPACE
+
+# Sentences embedded and inserted per round trip: about 3.5 MB of rows at 384
+# dimensions, far under gRPC's 64 MB message limit.
+INSERT_BATCH = 2048
+# Ids per get() and per "in [...]" filter, to keep each request small.
+FETCH_BATCH = 1024
+
+# A local file holds what one machine holds: exact search, ranking as the
+# default FAISS store does.  A server holds tens of millions of sentences,
+# where reading every vector per question is too slow: HNSW there (README,
+# "Beyond one machine").  milvus-lite builds both (HNSW through faiss).
+FLAT = {"index_type": "FLAT", "metric_type": "IP", "params": {}}
+HNSW = {"index_type": "HNSW", "metric_type": "IP", "params": {"M": 16, "efConstruction": 200}}
+HNSW_EF = 320  # the search's candidate list: at least the retriever's 256
+
+Progress = Callable[[str, int, int], None]
+
+
+class MilvusUnavailableError(RuntimeError):
+    """Milvus cannot be reached or opened; the message names the URI and the fix."""
+
+
+def term_id(term: str) -> int:
+    return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=8).digest(), "big") % TERM_SPACE
+
+
+def collection_name(documents: list[Document], model_id: str) -> str:
+    """One collection per folder of documents and model, so adding a file to the folder syncs, not rebuilds.
+
+    Milvus names allow letters, digits and underscores, first a letter or underscore.
+    """
+    folder = os.path.commonpath([str(Path(d.path).resolve().parent) for d in documents])
+    key = hashlib.sha256(json.dumps([folder, model_id]).encode()).hexdigest()[:16]
+    safe = "".join(c if c.isascii() and c.isalnum() else "_" for c in Path(folder).name)[:40]
+    return f"qa_{safe}_{key}"
+
+
+def _doc_key(doc_id: str) -> str:
+    # Hex, because pymilvus does not escape a backslash in a primary key it
+    # filters on, and document ids are file paths.
+    return hashlib.blake2b(doc_id.encode("utf-8"), digest_size=8).hexdigest()
+
+
+def _spans_hash(segments: list[Segment]) -> str:
+    return hashlib.sha256(json.dumps([(s.start, s.end) for s in segments]).encode()).hexdigest()
+
+
+def _sparse(weights: dict[int, float]) -> dict[int, float]:
+    return weights or {NO_TERMS: 1.0}
+
+
+def _in(field: str, values: list[str]) -> str:
+    # JSON's string escapes (\" and \\) are Milvus's; ensure_ascii=False keeps
+    # other characters as they are, which Milvus reads as UTF-8.
+    return f"{field} in {json.dumps(values, ensure_ascii=False)}"
+
+
+def _batches(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+class MilvusStore:
+    """A ``qa.store.Store`` on Milvus: ``sync`` fills it, the read methods answer in corpus sentence ids."""
+
+    def __init__(self, uri: str, model_id: str, dimension: int):
+        self.local = uri.endswith(".db")
+        if not (self.local or uri.startswith(("http://", "https://", "tcp://", "unix:"))):
+            raise ValueError(
+                f"Milvus URI {uri!r}: name a local file ending in .db (embedded Milvus) "
+                f"or a server, http://host:19530"
+            )
+        self.uri = uri
+        self.model_id = model_id
+        self.dimension = dimension
+        self.dense_index = FLAT if self.local else HNSW
+        self.size = 0
+        self.collection: str | None = None  # the sentences' collection; the documents' adds "_docs"
+        self._client = None
+        self._segments: list[Segment] = []
+        self._first: dict[str, int] = {}  # doc key -> corpus id of the document's first sentence
+        self._df: Counter[int] = Counter()
+
+    # -- writing -----------------------------------------------------------
+
+    def sync(self, documents: list[Document], segments: list[Segment],
+             embed: Callable[[list[str]], np.ndarray], progress: Progress | None = None) -> bool:
+        """Make Milvus hold exactly these documents' sentences; whether anything changed.
+
+        A document whose text and sentence offsets are unchanged keeps its rows
+        and is not embedded again.  Every step leaves a state the next sync
+        repairs, since Milvus has no transactions: a document's row is marked
+        unfinished (sha256 "") before its sentences are written, and a removed
+        document's sentences are deleted before its row.
+        """
+        if not segments:
+            raise ValueError("the documents hold no sentences to index")
+        by_doc = self._number(documents, segments)
+        self._connect(collection_name(documents, self.model_id))
+        stored = self._stored_documents()
+        wanted = {d.id: (d.sha256, _spans_hash(by_doc[d.id])) for d in documents}
+        removed = [doc for doc in stored if doc not in wanted]
+        fresh = [d.id for d in documents if stored.get(d.id, ("", "", None))[:2] != wanted[d.id]]
+
+        texts = [s for doc in fresh for s in by_doc[doc]]
+        held = [{term_id(t): 1.0 for t in terms} for terms in tokenize([s.text for s in texts])] if texts else []
+        counts = {doc: terms for doc, (_, _, terms) in stored.items() if doc in wanted}
+        at = 0
+        for doc in fresh:
+            counts[doc] = Counter(t for h in held[at:at + len(by_doc[doc])] for t in h)
+            at += len(by_doc[doc])
+
+        self._write_documents(fresh, wanted, counts, finished=False)
+        for batch in _batches(fresh + removed, FETCH_BATCH):
+            self._client.delete(self.collection, filter=_in("doc", batch))
+        for batch in _batches(removed, FETCH_BATCH):
+            self._client.delete(self._documents, filter=_in("pk", batch))
+        self._insert_sentences(texts, held, embed, progress)
+        self._write_documents(fresh, wanted, counts, finished=True)
+        if fresh or removed:
+            # Sealing the new rows gets them their indexes; until then milvus-lite rebuilds a
+            # sparse index for them on every search (8 ms against 50 ms on a SQuAD article).
+            self._client.flush(self.collection)
+            self._client.flush(self._documents)
+
+        self._df = Counter()
+        for terms in counts.values():
+            self._df.update(terms)
+        rows = self._count(self.collection)
+        if rows != len(segments):
+            raise CorruptIndexError(
+                f"Milvus collection {self.collection!r} at {self.uri} holds {rows} sentences, not the "
+                f"corpus's {len(segments)}: did another process sync it at the same time? Sync again."
+            )
+        return bool(fresh or removed)
+
+    def close(self) -> None:
+        """Close the connection.  An embedded Milvus keeps serving its file until this process exits."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _number(self, documents: list[Document], segments: list[Segment]) -> dict[str, list[Segment]]:
+        """Each document's sentences, and where its first one stands in the corpus."""
+        by_doc: dict[str, list[Segment]] = {d.id: [] for d in documents}
+        first: dict[str, int] = {}
+        for i, s in enumerate(segments):
+            if s.doc_id not in by_doc:
+                raise ValueError(f"sentence {i} belongs to {s.doc_id!r}, which is not among the documents")
+            key = _doc_key(s.doc_id)
+            first.setdefault(key, i)
+            if s.position != i - first[key]:
+                raise ValueError(
+                    f"sentence {i} ({s.doc_id!r}, position {s.position}) is out of order: "
+                    f"give segments document by document, in reading order"
+                )
+            by_doc[s.doc_id].append(s)
+        if len({_doc_key(d.id) for d in documents}) != len(documents):
+            raise ValueError("two document ids hash to the same key; rename one of the files")
+        self._segments, self._first, self.size = segments, first, len(segments)
+        return by_doc
+
+    def _connect(self, name: str) -> None:
+        from pymilvus import DataType, MilvusClient
+        from pymilvus.client.types import LoadState
+
+        if self._client is None:
+            if self.local:
+                Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
+                # milvus-lite returns no MVCC timestamp for an iterator; pymilvus then warns on every
+                # sync and uses its own clock, which is what a single embedded process needs.
+                logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
+            try:
+                self._client = MilvusClient(self.uri)
+            except Exception as exc:  # pymilvus raises several kinds, all meaning "not reachable"
+                fix = ("only one process at a time can open an embedded Milvus file: close the other "
+                       "or run a Milvus server" if self.local else "start the server or correct the URI")
+                raise MilvusUnavailableError(f"cannot open Milvus at {self.uri} ({exc}); {fix}") from None
+        client = self._client
+        self.collection, self._documents = name, f"{name}_docs"
+        identity = {"format": FORMAT_VERSION, "model": self.model_id, "dimension": self.dimension}
+        if client.has_collection(name):
+            try:
+                recorded = json.loads(client.describe_collection(name)["properties"][IDENTITY])
+            except (KeyError, ValueError):
+                recorded = None
+            if recorded != identity:
+                raise StaleIndexError(
+                    f"Milvus collection {name!r} at {self.uri} holds {recorded}, not {identity}: drop it "
+                    f"(MilvusClient({self.uri!r}).drop_collection({name!r})) and index again"
+                )
+        else:
+            schema = client.create_schema(auto_id=False)
+            schema.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=64)
+            schema.add_field("doc", DataType.VARCHAR, max_length=4096)
+            for field in ("position", "start", "end"):
+                schema.add_field(field, DataType.INT64)
+            schema.add_field("dense", DataType.FLOAT_VECTOR, dim=self.dimension)
+            schema.add_field("terms", DataType.SPARSE_FLOAT_VECTOR)
+            index = client.prepare_index_params()
+            index.add_index("dense", **self.dense_index)
+            index.add_index("terms", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
+            index.add_index("doc", index_type="INVERTED")
+            # Strong: a search sees every write made before it, by any process.
+            client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong",
+                                     properties={IDENTITY: json.dumps(identity)})
+        if not client.has_collection(self._documents):
+            schema = client.create_schema(auto_id=False)
+            schema.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=4096)
+            schema.add_field("sha256", DataType.VARCHAR, max_length=64)
+            schema.add_field("spans", DataType.VARCHAR, max_length=64)
+            schema.add_field("terms", DataType.SPARSE_FLOAT_VECTOR)
+            index = client.prepare_index_params()
+            index.add_index("terms", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
+            client.create_collection(self._documents, schema=schema, index_params=index, consistency_level="Strong")
+        # A reopened collection starts released.  A loaded one is left alone: an operator may
+        # have loaded it with several replicas, which a plain load would contradict.
+        for collection in (self.collection, self._documents):
+            if client.get_load_state(collection)["state"] != LoadState.Loaded:
+                client.load_collection(collection)
+
+    def _stored_documents(self) -> dict[str, tuple[str, str, Counter]]:
+        """Every stored document: sha256, spans hash, and its sentences' term counts."""
+        stored = {}
+        rows = self._client.query_iterator(self._documents, batch_size=FETCH_BATCH,
+                                           output_fields=["pk", "sha256", "spans", "terms"])
+        try:
+            while batch := rows.next():
+                for row in batch:
+                    terms = Counter({int(t): round(c) for t, c in row["terms"].items() if int(t) != NO_TERMS})
+                    stored[row["pk"]] = (row["sha256"], row["spans"], terms)
+        finally:
+            rows.close()
+        return stored
+
+    def _write_documents(self, docs: list[str], wanted: dict[str, tuple[str, str]],
+                         counts: dict[str, Counter], finished: bool) -> None:
+        rows = [{"pk": doc, "sha256": wanted[doc][0] if finished else "", "spans": wanted[doc][1],
+                 "terms": _sparse({t: float(c) for t, c in counts[doc].items()})} for doc in docs]
+        for batch in _batches(rows, FETCH_BATCH):
+            self._client.upsert(self._documents, batch)
+
+    def _insert_sentences(self, segments: list[Segment], held: list[dict[int, float]],
+                          embed: Callable[[list[str]], np.ndarray], progress: Progress | None) -> None:
+        for at in range(0, len(segments), INSERT_BATCH):
+            batch = segments[at:at + INSERT_BATCH]
+            vectors = np.asarray(embed([s.text for s in batch]), dtype=np.float32)
+            if vectors.shape != (len(batch), self.dimension):
+                raise ValueError(
+                    f"embed() returned shape {vectors.shape} for {len(batch)} sentences; the store was "
+                    f"opened for {self.dimension} dimensions: pass the model's dimension"
+                )
+            self._client.insert(self.collection, [
+                {"pk": f"{_doc_key(s.doc_id)}:{s.position}", "doc": s.doc_id, "position": s.position,
+                 "start": s.start, "end": s.end, "dense": v.tolist(), "terms": _sparse(h)}
+                for s, v, h in zip(batch, vectors, held[at:at + INSERT_BATCH])
+            ])
+            if progress:
+                progress("embedding", at + len(batch), len(segments))
+
+    def _count(self, collection: str) -> int:
+        return self._client.query(collection, filter="", output_fields=["count(*)"])[0]["count(*)"]
+
+    # -- reading (qa.store.Store) ----------------------------------------------
+
+    def _id(self, pk: str) -> int:
+        key, position = pk.rsplit(":", 1)
+        return self._first[key] + int(position)
+
+    def _pk(self, i: int) -> str:
+        s = self._segments[i]
+        return f"{_doc_key(s.doc_id)}:{s.position}"
+
+    def _search(self, field: str, data: list, top: int) -> list:
+        if self._client is None:
+            raise RuntimeError("MilvusStore: call sync() before reading")
+        params = {"metric_type": "IP"}
+        if field == "dense" and self.dense_index["index_type"] == "HNSW":
+            params["params"] = {"ef": max(HNSW_EF, top)}
+        # Naming the output: milvus-lite otherwise returns every field, vectors included.
+        return self._client.search(self.collection, data=data, anns_field=field, limit=min(top, self.size),
+                                   output_fields=["pk"], search_params=params)
+
+    def dense_search(self, vectors: np.ndarray, top: int) -> list[np.ndarray]:
+        hits = self._search("dense", [np.asarray(v, dtype=np.float32).tolist() for v in vectors], top)
+        return [np.array([self._id(h["pk"]) for h in row], dtype=np.int64) for row in hits]
+
+    def _fetch(self, ids: np.ndarray, field: str) -> list:
+        """Field ``field`` of sentences ``ids``, in the order of ``ids``: a lookup by primary key."""
+        if self._client is None:
+            raise RuntimeError("MilvusStore: call sync() before reading")
+        pks = [self._pk(i) for i in np.asarray(ids, dtype=np.int64).tolist()]
+        found = {}
+        for batch in _batches(pks, FETCH_BATCH):
+            found.update((row["pk"], row[field]) for row in self._client.get(self.collection, ids=batch,
+                                                                           output_fields=[field]))
+        return [found[pk] for pk in pks]
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        return np.array(self._fetch(ids, "dense"), dtype=np.float32).reshape(len(ids), self.dimension)
+
+    def term_counts(self, terms: list[str]) -> list[int]:
+        return [self._df.get(term_id(t), 0) for t in terms]
+
+    def _query(self, weights: dict[str, float]) -> dict[int, float]:
+        query: dict[int, float] = {}
+        for term, weight in weights.items():
+            if weight > 0:
+                query[term_id(term)] = query.get(term_id(term), 0.0) + weight
+        return query
+
+    def term_search(self, weights: dict[str, float], top: int) -> tuple[np.ndarray, np.ndarray]:
+        query = self._query(weights)
+        hits = self._search("terms", [query], top)[0] if query else []
+        hits = [h for h in hits if h["distance"] > 0]
+        return (np.array([self._id(h["pk"]) for h in hits], dtype=np.int64),
+                np.array([h["distance"] for h in hits], dtype=np.float32))
+
+    def term_scores(self, weights: dict[str, float], ids: np.ndarray) -> np.ndarray:
+        # The same inner product as term_search, over the candidates' fetched term vectors: a
+        # search filtered to "pk in [...]" costs milvus-lite a scan of every row per listed id.
+        query = self._query(weights)
+        if not query:
+            return np.zeros(len(ids), dtype=np.float32)
+        return np.array([sum(w * held.get(t, 0.0) for t, w in query.items()) for held in self._fetch(ids, "terms")],
+                        dtype=np.float32)

@@ -46,7 +46,7 @@ def visible(text: str) -> str:
     return _TERMINAL_UNSAFE.sub(lambda m: ascii(m.group())[1:-1], text)
 
 
-def echo_error(exc: Exception):
+def echo_error(exc: Exception | str):
     click.echo(visible(f"Error: {exc}"), err=True)
 
 
@@ -194,10 +194,12 @@ def chat(docs, model, data_dir, threshold, k, as_json):
     if sys.stdin.isatty():
         click.echo("Ask a question (empty line: new conversation, Ctrl-D: quit).", err=True)
     history: list[Answer] = []
-    # Bytes, decoded as the engine expects of argv: invalid UTF-8 arrives as
-    # lone surrogates, which it drops, rather than ending the session.
-    for raw in click.get_binary_stream("stdin"):
-        question = raw.decode("utf-8", "surrogateescape").strip()
+    for line in _lines(click.get_binary_stream("stdin")):
+        if line is None:
+            echo_error(f"a line of over {MAX_LINE_BYTES // 1024} KiB: ask in at most "
+                       f"{questions.MAX_QUESTION_CHARS:,} characters")
+            continue
+        question = line.strip()
         if not question:
             history = []
             continue
@@ -210,6 +212,26 @@ def chat(docs, model, data_dir, threshold, k, as_json):
         emit(answer, as_json)
         if not as_json:
             click.echo()
+
+
+# Far more than a question may hold (questions.MAX_QUESTION_CHARS), and little
+# enough memory that binary without line breaks (< /dev/zero) is never held whole.
+MAX_LINE_BYTES = 64 * 1024
+
+
+def _lines(stream):
+    """The lines of a byte stream as text, or None for each line over ``MAX_LINE_BYTES`` (skipped).
+
+    Bytes are decoded as Python decodes argv: invalid UTF-8 arrives as lone
+    surrogates, which the engine drops, rather than ending the session.
+    """
+    while line := stream.readline(MAX_LINE_BYTES):
+        if len(line) == MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while (rest := stream.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                pass
+            yield None
+        else:
+            yield line.decode("utf-8", "surrogateescape")
 
 
 @cli.command(name="eval")

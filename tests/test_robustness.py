@@ -43,12 +43,13 @@ def test_invalid_bytes_in_a_question_are_dropped_and_it_is_answered(data_dir, se
 
 def test_chat_keeps_going_after_binary_and_nul_lines(data_dir, seed_assistant):
     lines = [b"Who is Ukraine's foreign minister?", b"\x00\x00\x00", bytes(range(0x80, 0x100)),
-             b"\x1b[A\x1b[B", b"What did he urge?"]
+             b"\x1b[A\x1b[B", b"\x00" * 200_000, b"What did he urge?"]
     result = qa(["chat", "--json"], data_dir, stdin=b"\n".join(lines) + b"\n")
     assert result.returncode == 0, result.stderr
     answers = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(answers) == 2  # the three bad lines were answered by nothing
+    assert len(answers) == 2  # the four bad lines were answered by nothing
     assert result.stderr.count("Error: the question is empty") == 3
+    assert result.stderr.count("Error: a line of over 64 KiB: ask in at most 1,000 characters") == 1
     # ...and did not end the conversation: the follow-up still knows who "he" is.
     assert "foreign minister" in answers[1]["query"]
     assert "Sybiga urged more pressure" in answers[1]["answer"]

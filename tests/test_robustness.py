@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from conftest import ROOT, SEED_ARTICLE, SEEDS, NetworkBlocked
-from qa import DocumentError, read_document
+from qa import DocumentError, load_documents, read_document
 from qa.questions import MAX_QUESTION_CHARS, QuestionError
 
 QA = [sys.executable, "-m", "qa"]
@@ -132,6 +132,11 @@ def test_reading_a_special_file_directly_never_blocks(special_files):
                          cwd=ROOT, check=True).stdout.splitlines()
     assert [line.split(": ", 1)[1].split(",")[0] for line in out] == [
         "is a named pipe (FIFO)", "is a character device", "is a folder"]
+
+
+def test_special_files_inside_a_folder_are_passed_over(special_files):
+    (special_files / "notes.txt").write_text("The pipe in this folder is not a document.\n")
+    assert [d.id for d in load_documents([special_files])] == ["notes.txt"]
 
 
 def test_a_folder_where_a_file_is_expected_is_named(data_dir, special_files):

@@ -218,3 +218,18 @@ def test_squad_article_answers_as_the_default_store(embedder, tmp_path):
         assert np.allclose([p.score for p in through_milvus], [p.score for p in through_default], atol=1e-5)
         assert all(text[p.segment.start:p.segment.end] == p.segment.text for p in through_milvus)
     store.close()
+
+
+def test_seed_test_set_gets_the_same_answers_as_the_default_store(seed_assistant, data_dir, tmp_path):
+    from qa import Assistant
+
+    milvus = Assistant([SEEDS], data_dir=data_dir, store=f"milvus:{tmp_path / 'seed.db'}").load()
+    assert milvus.built and milvus.segments == seed_assistant.segments
+    for line in (SEEDS / "questions.jsonl").read_text(encoding="utf-8").splitlines():
+        case = json.loads(line)
+        ours, default = (a.ask(case["question"], history=case.get("history", [])) for a in (milvus, seed_assistant))
+        assert (ours.answered, ours.kind) == (default.answered, default.kind), case["id"]
+        assert [(q.doc, q.start, q.end, q.text) for q in ours.quotes] == \
+               [(q.doc, q.start, q.end, q.text) for q in default.quotes], case["id"]
+        assert np.allclose([q.score for q in ours.quotes], [q.score for q in default.quotes], atol=1e-5), case["id"]
+    milvus.index.close()

@@ -21,8 +21,8 @@ from pathlib import Path
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 
 # The largest document read, in MB (2**20 bytes): a bigger file is more likely
-# a mistake (a log, a dump) than something to quote, and would take minutes to
-# embed.  The CLI's --max-file-mb sets the variable.
+# a mistake (a log, a dump) than something to quote, and slow to embed.  The
+# CLI's --max-file-mb sets the variable.
 MAX_FILE_MB_ENV = "QA_MAX_FILE_MB"
 DEFAULT_MAX_FILE_MB = 20.0
 _MB = 1024 * 1024

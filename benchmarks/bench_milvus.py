@@ -1,6 +1,12 @@
 """The Milvus store's speed: opening, syncing, and the calls a question makes, beside the default store.
 
     .venv/bin/python benchmarks/bench_milvus.py [--store /tmp/qa-bench.db | http://host:19530] [--copies 50]
+    .venv/bin/python benchmarks/bench_milvus.py --hit1 [--store ...]
+
+``--hit1``: over every public SQuAD v1.1 article (one corpus each), the share of
+questions whose first retrieved sentence covers a gold answer, through Milvus
+and through the default store over the same vectors.
+
 
 Corpora: the seed article; the first public SQuAD v1.1 article; and that
 article copied ``--copies`` times as separate documents (each copy's vectors
@@ -49,7 +55,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", help="Milvus URI (default: a .db file in a temporary folder)")
     parser.add_argument("--copies", type=int, default=50)
+    parser.add_argument("--hit1", action="store_true", help="compare hit@1 on SQuAD instead of timing")
     args = parser.parse_args()
+    if args.hit1:
+        hit1(args.store)
+        return
 
     started = time.perf_counter()
     import pymilvus  # noqa: F401
@@ -132,6 +142,40 @@ def main() -> None:
         for call, samples in timings.items():
             print(f"{name}: {call}: {ms(samples)} over {len(samples)} questions")
         store.close()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def hit1(uri: str | None) -> None:
+    from qa.documents import load_documents
+    from qa.embeddings import Embedder
+    from qa.evaluation import read_squad
+    from qa.index import CorpusIndex
+    from qa.milvus import MilvusStore
+    from qa.retrieval import HybridRetriever
+    from qa.segments import segment_document
+
+    work = Path(tempfile.mkdtemp(prefix="qa-bench-milvus-"))
+    embedder = Embedder().load()
+    items = read_squad(SQUAD, work / "articles")
+    by_article: dict[Path, list] = {}
+    for item in items:
+        by_article.setdefault(item.docs[0], []).append(item)
+    hits = {"Milvus": 0, "FAISS": 0}
+    for path, questions in by_article.items():
+        documents = load_documents([path])
+        segments = [s for d in documents for s in segment_document(d)]
+        vectors = embedder.embed([s.text for s in segments])
+        store = MilvusStore(uri or str(work / "hit1.db"), embedder.info.id, embedder.dimension, corpus=str(path))
+        store.sync(documents, segments, lambda texts: vectors)
+        default = CorpusIndex.from_vectors(documents, segments, vectors, embedder.info)
+        for name, target in [("Milvus", store), ("FAISS", default)]:
+            retriever = HybridRetriever(target, segments, embedder)
+            for item in questions:
+                top = retriever.retrieve(item.question, top_k=1)[0].segment
+                hits[name] += any(top.start <= start and end <= top.end for _, start, end in item.spans)
+        store.close()
+    for name, n in hits.items():
+        print(f"hit@1 through {name}: {n / len(items):.4f} ({n} of {len(items)} questions, {len(by_article)} articles)")
     shutil.rmtree(work, ignore_errors=True)
 
 

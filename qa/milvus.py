@@ -86,13 +86,17 @@ def term_id(term: str) -> int:
     return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=8).digest(), "big") % TERM_SPACE
 
 
-def collection_name(documents: list[Document], model_id: str) -> str:
-    """One collection per folder of documents and model, so adding a file to the folder syncs, not rebuilds.
+def collection_name(documents: list[Document], model_id: str, corpus: str | None = None) -> str:
+    """The collection of a corpus and model.
 
-    Milvus names allow letters, digits and underscores, first a letter or underscore.
+    ``corpus`` names the corpus as its user does (the folders and files given),
+    so that adding a file to a folder syncs the same collection, and two
+    corpora of one folder (single articles, as ``qa eval --squad`` asks them)
+    do not sync each other's documents away.  Without it, the documents'
+    common folder.  Milvus names allow letters, digits and underscores.
     """
     folder = os.path.commonpath([str(Path(d.path).resolve().parent) for d in documents])
-    key = hashlib.sha256(json.dumps([folder, model_id]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([corpus or folder, model_id]).encode()).hexdigest()[:16]
     safe = "".join(c if c.isascii() and c.isalnum() else "_" for c in Path(folder).name)[:40]
     return f"qa_{safe}_{key}"
 
@@ -125,7 +129,7 @@ def _batches(items: list, size: int):
 class MilvusStore:
     """A ``qa.store.Store`` on Milvus: ``sync`` fills it, the read methods answer in corpus sentence ids."""
 
-    def __init__(self, uri: str, model_id: str, dimension: int):
+    def __init__(self, uri: str, model_id: str, dimension: int, corpus: str | None = None):
         self.local = uri.endswith(".db")
         if not (self.local or uri.startswith(("http://", "https://", "tcp://", "unix:"))):
             raise ValueError(
@@ -135,6 +139,7 @@ class MilvusStore:
         self.uri = uri
         self.model_id = model_id
         self.dimension = dimension
+        self.corpus = corpus  # see collection_name
         self.dense_index = FLAT if self.local else HNSW
         self.size = 0
         self.collection: str | None = None  # the sentences' collection; the documents' adds "_docs"
@@ -158,7 +163,7 @@ class MilvusStore:
         if not segments:
             raise ValueError("the documents hold no sentences to index")
         by_doc = self._number(documents, segments)
-        self._connect(collection_name(documents, self.model_id))
+        self._connect(collection_name(documents, self.model_id, self.corpus))
         stored = self._stored_documents()
         wanted = {d.id: (d.sha256, _spans_hash(by_doc[d.id])) for d in documents}
         removed = [doc for doc in stored if doc not in wanted]
@@ -327,6 +332,11 @@ class MilvusStore:
 
     def _id(self, pk: str) -> int:
         key, position = pk.rsplit(":", 1)
+        if key not in self._first:
+            raise StaleIndexError(
+                f"Milvus collection {self.collection!r} at {self.uri} holds sentences of a document this "
+                f"corpus lacks: another process synced other documents into it since; load again"
+            )
         return self._first[key] + int(position)
 
     def _pk(self, i: int) -> str:

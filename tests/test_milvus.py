@@ -157,6 +157,28 @@ def test_incremental_sync_embeds_only_changed_documents(embedder, tmp_path):
     reopened.close()
 
 
+def test_corpora_of_one_folder_keep_their_own_collections(embedder, tmp_path):
+    (tmp_path / "a.txt").write_text("Apples grow on trees.\n", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("Bananas grow on plants.\n", encoding="utf-8")
+    uri = str(tmp_path / "store.db")
+
+    def open_store(name, key):
+        store = MilvusStore(uri, embedder.info.id, embedder.dimension, corpus=key)
+        store.sync(*corpus([tmp_path / name]), embedder.embed)
+        return store
+
+    apples, bananas = open_store("a.txt", "a.txt"), open_store("b.txt", "b.txt")
+    assert apples.term_search(weights(apples, "grow"), 5)[0].tolist() == [0]
+    assert bananas.term_search(weights(bananas, "grow"), 5)[0].tolist() == [0]
+    # Keyed by their common folder alone, the second sync takes the first one's place, and the
+    # first store says so instead of answering with the other corpus's sentences.
+    apples, bananas = open_store("a.txt", None), open_store("b.txt", None)
+    with pytest.raises(StaleIndexError, match="another process synced"):
+        apples.term_search(weights(apples, "grow"), 5)
+    for store in (apples, bananas):
+        store.close()
+
+
 def test_interrupted_sync_is_repaired(embedder, tmp_path):
     folder = tmp_path / "docs"
     folder.mkdir()

@@ -6,6 +6,15 @@ A model is named in one of three ways:
 - the path of any sentence-transformers model directory (not verified, but
   its weights are hashed so an index records exactly what built it).
 Weights are read from disk only; nothing is ever downloaded.
+
+A model with a manifest runs as ONNX (``qa.onnx_model``): exported once from
+its verified weights into the data directory, then run with onnxruntime, so
+answering never imports torch or sentence-transformers (seconds of imports).
+A bare model directory runs with sentence-transformers, as it is.
+
+One process loads a model once: every ``Embedder`` of the same verified
+model shares one network, so a new ``Assistant`` (the app swapping
+documents, ``qa eval`` opening many articles) costs no reload.
 """
 
 from __future__ import annotations
@@ -14,14 +23,22 @@ import hashlib
 import importlib.util
 import json
 import os
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 MODELS_DIR = Path(os.environ.get("QA_MODELS_DIR", Path(__file__).resolve().parent.parent / "models"))
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# Texts per network call.  Sorted by length first, small batches of similar
+# length ran fastest per core (SQuAD sentences, README "Choices, measured").
+BATCH_SIZE = 16
+
+Progress = Callable[[str, int, int], None]
 
 
 class ModelError(RuntimeError):
@@ -34,14 +51,79 @@ class ModelInfo:
     path: Path
     weights_sha256: str
     dimension: int | None
+    # The manifest's name for its weight file; None for an unverified model directory.
+    weights: str | None = None
+
+
+def model_cache_dir() -> Path:
+    """``<data dir>/models``: exported ONNX files and the record of verified hashes."""
+    from .index import default_data_dir  # qa.index imports this module
+
+    return default_data_dir() / "models"
+
+
+class _HashCache:
+    """sha256 of files, remembered by what a rewrite of the file changes.
+
+    Hashing the 90 MB weights (and their 90 MB ONNX export) costs ~0.2 s per
+    process start, a good part of a one-question ``qa ask``.  A file whose
+    size, mtime, ctime and inode are those recorded when it was hashed is not
+    hashed again: any write, copy, reinstall or ``touch`` changes one of them
+    (ctime cannot be set back), so a damaged or replaced file is still hashed
+    and refused.  What it cannot see is the disk itself flipping bits.  The
+    record lives in ``<data dir>/models/verified.json``; losing it only costs
+    the hashing.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entries: dict[str, dict] | None = None
+
+    def _file(self) -> Path:
+        return model_cache_dir() / "verified.json"
+
+    def sha256(self, path: Path) -> str:
+        path = path.resolve()
+        st = path.stat()
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        with self._lock:
+            if self._entries is None:
+                try:
+                    self._entries = json.loads(self._file().read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    self._entries = {}
+            known = self._entries.get(str(path))
+            if known and known["stamp"] == stamp:
+                return known["sha256"]
+        digest = _sha256(path)
+        with self._lock:
+            self._entries[str(path)] = {"stamp": stamp, "sha256": digest}
+            self._save()
+        return digest
+
+    def _save(self):
+        target = self._file()
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".verified-", dir=target.parent)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(self._entries, f)
+            os.replace(tmp, target)
+        except OSError:
+            pass  # a read-only data directory: hash again next time
+
+
+_hashes = _HashCache()
+
+
+def file_sha256(path: Path) -> str:
+    """The file's sha256, hashed only when the file changed since last time (see ``_HashCache``)."""
+    return _hashes.sha256(path)
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _manifest_path(model: str) -> Path | None:
@@ -78,7 +160,7 @@ def resolve_model(model: str | Path = DEFAULT_MODEL) -> ModelInfo:
             file = path / name
             if not file.is_file():
                 raise ModelError(f"model {manifest['name']!r}: file {file} is missing; reinstall the model")
-            actual = _sha256(file)
+            actual = file_sha256(file)
             if actual != expected:
                 raise ModelError(
                     f"model {manifest['name']!r}: {file} does not match its manifest "
@@ -90,6 +172,7 @@ def resolve_model(model: str | Path = DEFAULT_MODEL) -> ModelInfo:
             path=path,
             weights_sha256=manifest["files"][manifest["weights"]],
             dimension=manifest.get("dimension"),
+            weights=manifest["weights"],
         )
     path = Path(model)
     if not path.is_dir():
@@ -101,26 +184,13 @@ def resolve_model(model: str | Path = DEFAULT_MODEL) -> ModelInfo:
     weights = next((path / w for w in _WEIGHT_FILES if (path / w).is_file()), None)
     if weights is None:
         raise ModelError(f"{path}: no {' or '.join(_WEIGHT_FILES)} found; is it a sentence-transformers model?")
-    return ModelInfo(id=str(path.resolve()), path=path.resolve(), weights_sha256=_sha256(weights), dimension=None)
+    return ModelInfo(id=str(path.resolve()), path=path.resolve(), weights_sha256=file_sha256(weights), dimension=None)
 
 
-class Embedder:
-    """Turns texts into unit-length vectors.
+class _SentenceTransformerNetwork:
+    """A model directory without a manifest, run by sentence-transformers itself."""
 
-    The constructor only records the choice; ``load()`` verifies the weights
-    and loads the network (seconds), once.
-    """
-
-    def __init__(self, model: str | Path = DEFAULT_MODEL, batch_size: int = 64):
-        self.model = model
-        self.batch_size = batch_size
-        self.info: ModelInfo | None = None
-        self._network = None
-
-    def load(self) -> "Embedder":
-        if self._network is not None:
-            return self
-        self.info = resolve_model(self.model)
+    def __init__(self, info: ModelInfo):
         # Even a local path can make the hub client try the network first;
         # and its loading bar would mix with the caller's own progress.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -129,28 +199,71 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
 
         try:
-            self._network = SentenceTransformer(str(self.info.path), device="cpu", local_files_only=True)
+            self._model = SentenceTransformer(str(info.path), device="cpu", local_files_only=True)
         except Exception as exc:  # a broken directory fails in many ways
-            raise ModelError(f"model at {self.info.path} cannot be loaded: {exc}") from None
+            raise ModelError(f"model at {info.path} cannot be loaded: {exc}") from None
+        self.dimension = self._model.get_sentence_embedding_dimension()
+
+    def encode(self, texts: list[str], batch_size: int, progress=None) -> np.ndarray:
+        rows = []
+        for i in range(0, len(texts), batch_size):
+            batch = texts[i:i + batch_size]
+            rows.append(self._model.encode(batch, batch_size=batch_size, normalize_embeddings=True,
+                                           convert_to_numpy=True, show_progress_bar=False))
+            if progress:
+                progress(i + len(batch), len(texts))
+        return np.vstack(rows)
+
+
+_networks: dict[ModelInfo, object] = {}
+_networks_lock = threading.Lock()
+
+
+def _network_for(info: ModelInfo, progress: Progress | None):
+    """The process's one loaded network for this verified model."""
+    with _networks_lock:  # two threads asking at once load it once
+        if info not in _networks:
+            if info.weights is None:
+                _networks[info] = _SentenceTransformerNetwork(info)
+            else:
+                from .onnx_model import OnnxNetwork
+
+                _networks[info] = OnnxNetwork.open(info, model_cache_dir(), progress)
+        return _networks[info]
+
+
+class Embedder:
+    """Turns texts into unit-length vectors.
+
+    The constructor only records the choice; ``load()`` verifies the files
+    (each time: a changed file is caught) and takes the process's loaded
+    network for that model, loading it (and exporting it to ONNX, the very
+    first time) only once.
+    """
+
+    def __init__(self, model: str | Path = DEFAULT_MODEL, batch_size: int = BATCH_SIZE):
+        self.model = model
+        self.batch_size = batch_size
+        self.info: ModelInfo | None = None
+        self._network = None
+
+    def load(self, progress: Progress | None = None) -> "Embedder":
+        """Verify and load; ``progress(stage, done, total)`` reports a first-time ONNX export."""
+        if self._network is not None:
+            return self
+        self.info = resolve_model(self.model)
+        self._network = _network_for(self.info, progress)
         return self
 
     @property
     def dimension(self) -> int:
         self.load()
-        return self._network.get_sentence_embedding_dimension()
+        return self._network.dimension
 
     def embed(self, texts: list[str], progress=None) -> np.ndarray:
         """Unit vectors, one row per text; ``progress(done, total)`` after each batch."""
         self.load()
-        rows = []
-        for i in range(0, len(texts), self.batch_size):
-            batch = texts[i:i + self.batch_size]
-            rows.append(self._network.encode(
-                batch, batch_size=self.batch_size, normalize_embeddings=True,
-                convert_to_numpy=True, show_progress_bar=False,
-            ))
-            if progress:
-                progress(min(i + len(batch), len(texts)), len(texts))
-        if not rows:
+        if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.ascontiguousarray(np.vstack(rows), dtype=np.float32)
+        vectors = self._network.encode(list(texts), self.batch_size, progress)
+        return np.ascontiguousarray(vectors, dtype=np.float32)

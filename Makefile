@@ -16,6 +16,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed
+	# Export the model to ONNX now (once; seconds), so the first question is fast.
+	$(PY) -m qa.onnx_model
 
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }

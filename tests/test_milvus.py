@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from pymilvus import MilvusClient
 
 from qa.documents import load_documents
 from qa.embeddings import Embedder
-from qa.milvus import HNSW, MilvusStore, term_id
+from qa.milvus import HNSW, MilvusStore, MilvusUnavailableError, term_id
 from qa.segments import segment_document
 from qa.store import StaleIndexError
 from qa.terms import tokenize
@@ -210,6 +212,20 @@ def test_another_dimension_is_refused(seed, embedder):
     with pytest.raises(StaleIndexError, match="drop_collection"):
         other.sync(documents, segments, embedder.embed)
     other.close()
+
+
+def test_a_file_another_process_holds_is_named_with_the_fix(tmp_path):
+    uri = str(tmp_path / "held.db")
+    holder = subprocess.Popen([sys.executable, "-c", f"from pymilvus import MilvusClient; MilvusClient({uri!r}); "
+                               "print('open', flush=True); import time; time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        documents, segments = corpus([SEED_ARTICLE])
+        with pytest.raises(MilvusUnavailableError, match="only one process at a time"):
+            MilvusStore(uri, "m", 4).sync(documents, segments, lambda texts: None)
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_bad_uri_names_the_fix():

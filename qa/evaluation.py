@@ -313,18 +313,15 @@ def open_corpora(items: Sequence[TestItem], default_docs: Sequence[Path], make_a
                  progress: Progress | None = None) -> dict[tuple[str, ...], object]:
     """One loaded Assistant per distinct corpus; ``make_assistant(paths)`` returns an unloaded one.
 
-    All of them share the first one's embedder, so the model loads once.
+    The model loads once: every Embedder of a process shares its network.
     """
     keys = list(dict.fromkeys(corpus_key(i, default_docs) for i in items))
-    assistants, embedder = {}, None
+    assistants = {}
     for n, key in enumerate(keys, 1):
         assistant = make_assistant([Path(p) for p in key])
-        if embedder is not None:
-            assistant.embedder = embedder
         name = Path(key[0]).name if len(key) == 1 else f"{len(key)} paths"
         label = f"indexing {n}/{len(keys)} {name}" if len(keys) > 1 else "indexing"
         assistant.load((lambda stage, done, total, label=label: progress(label, done, total)) if progress else None)
-        embedder = assistant.embedder
         assistants[key] = assistant
     return assistants
 

@@ -20,7 +20,9 @@ from pymilvus import MilvusClient
 
 from qa.documents import load_documents
 from qa.embeddings import Embedder
+from qa.index import CorpusIndex
 from qa.milvus import HNSW, MilvusStore, MilvusUnavailableError, term_id
+from qa.retrieval import HybridRetriever
 from qa.segments import segment_document
 from qa.store import StaleIndexError
 from qa.terms import tokenize
@@ -57,11 +59,8 @@ def corpus(paths):
 
 
 def weights(store, question):
-    """The retriever's term weights: each term's IDF as a share of the question's."""
-    terms = list(dict.fromkeys(tokenize([question])[0]))
-    idf = {t: float(np.log(1 + (store.size - df + 0.5) / (df + 0.5)))
-           for t, df in zip(terms, store.term_counts(terms))}
-    return {t: w / sum(idf.values()) for t, w in idf.items()}
+    """The term weights the retriever searches with for ``question``."""
+    return HybridRetriever(store, [], None)._term_weights(tokenize([question])[0])
 
 
 @pytest.fixture(scope="module")
@@ -235,9 +234,6 @@ def test_bad_uri_names_the_fix():
 
 @pytest.mark.skipif(not SQUAD.is_file(), reason=f"{SQUAD} is not on this machine")
 def test_squad_article_answers_as_the_default_store(embedder, tmp_path):
-    from qa.index import CorpusIndex
-    from qa.retrieval import HybridRetriever
-
     article = json.loads(SQUAD.read_text(encoding="utf-8").splitlines()[0])
     path = tmp_path / f"{article['title']}.txt"
     path.write_text("\n\n".join(article["paragraphs"]), encoding="utf-8")

@@ -20,9 +20,9 @@ from .assistant import DEFAULT_CORPUS, DEFAULT_K, DEFAULT_THRESHOLD, Assistant
 from . import questions
 from .documents import DEFAULT_MAX_FILE_MB, MAX_FILE_MB_ENV, DocumentError
 from .embeddings import DEFAULT_MODEL, ModelError
-from .index import MissingIndexError, StaleIndexError
+from .store import CorruptIndexError, MissingIndexError, StaleIndexError
 
-USER_ERRORS = (DocumentError, ModelError, MissingIndexError, StaleIndexError, ValueError, OSError)
+USER_ERRORS = (DocumentError, ModelError, MissingIndexError, StaleIndexError, CorruptIndexError, ValueError, OSError)
 
 
 class _Group(click.Group):
@@ -114,8 +114,13 @@ def load_with_progress(assistant: Assistant) -> Assistant:
         assistant.load(progress)
     finally:
         progress.close()
+    if assistant.rebuilt_because:
+        click.echo(visible(f"The index was damaged and has been rebuilt: {assistant.rebuilt_because}"), err=True)
     if assistant.built:
-        click.echo(f"Indexed {len(assistant.documents)} document(s) into {assistant.index_dir}", err=True)
+        reused = len(assistant.segments) - assistant.embedded
+        where = assistant.index_dir or assistant.store_uri
+        click.echo(visible(f"Indexed {len(assistant.documents)} document(s) into {where} (embedded "
+                           f"{assistant.embedded} sentence(s), {reused} from the vector cache)"), err=True)
     return assistant
 
 
@@ -158,7 +163,7 @@ def index(paths, model, data_dir, force, as_json):
     """Build or refresh the index of PATHS (files or folders; default seeds/)."""
     assistant = load_with_progress(Assistant(list(paths) or [DEFAULT_CORPUS], model=model, data_dir=data_dir,
                                              rebuild="always" if force else "stale"))
-    manifest = assistant.index.manifest
+    manifest = assistant.manifest
     if as_json:
         click.echo(json.dumps({"index_dir": str(assistant.index_dir), "rebuilt": assistant.built, **manifest}))
         return

@@ -48,7 +48,7 @@ DEFAULT_DATA_DIR_ENV = "QA_DATA_DIR"
 
 # Exact search reads every vector for every question; past this many sentences
 # an HNSW graph answers in a few milliseconds instead (README, "Speed").
-ANN_MIN_SENTENCES = 200_000
+ANN_MIN_SENTENCES = 20_000
 HNSW_NEIGHBOURS = 32
 HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = 320  # at least the retriever's 256 candidates
@@ -269,7 +269,10 @@ class CorpusIndex:
         ids = np.asarray(ids, dtype=np.int64)
         sums = np.zeros(len(ids), dtype=np.float32)
         for term, weight in weights.items():
-            sums += weight * np.isin(ids, self._postings(term))
+            postings = self._postings(term)  # sorted sentence ids
+            if len(postings):
+                at = np.minimum(np.searchsorted(postings, ids), len(postings) - 1)
+                sums += weight * (postings[at] == ids)
         return sums
 
 

@@ -36,3 +36,19 @@ def test_questions_use_the_old_index_until_the_new_one_is_complete(tmp_path, see
     assert "Questions now use this corpus" in result["message"]
     after = app.ask_json("When was the Skerryvore lamp first lit?")
     assert after["answered"] and after["quotes"][0]["text"] == "The Skerryvore lamp was first lit in 1844."
+
+
+def test_a_damaged_index_is_rebuilt_by_the_app_and_it_says_so(tmp_path, seed_assistant):
+    from ui.app import App
+    from ui.store import Store
+
+    from qa import Assistant
+
+    data = tmp_path / "data"
+    assistant = Assistant([SEEDS], data_dir=data, rebuild="stale").load()
+    (assistant.index_dir / "dense.faiss").write_bytes(b"")
+    app = App(assistant, Store(data, [SEEDS]))
+    message = app.reindex(lambda value, desc="": None)
+    assert "damaged and has been rebuilt" in message and "dense.faiss" in message
+    assert app.ask_json("Where were the North Korean soldiers captured?")["quotes"][0]["text"].startswith(
+        "Ukraine has claimed")

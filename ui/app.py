@@ -76,7 +76,7 @@ class Holder:
         self.generation = 0
         self.assistant = assistant
         # Document texts of every generation, so old citations still open.
-        self.documents = {0: dict(assistant.index.documents)}
+        self.documents = {0: dict(assistant.documents_by_id)}
 
     def current(self) -> tuple[int, Assistant]:
         with self._lock:
@@ -86,7 +86,7 @@ class Holder:
         with self._lock:
             self.generation += 1
             self.assistant = assistant
-            self.documents[self.generation] = dict(assistant.index.documents)
+            self.documents[self.generation] = dict(assistant.documents_by_id)
             return self.generation
 
 
@@ -175,7 +175,7 @@ class App:
     # -- documents -----------------------------------------------------------------
     def documents_view(self):
         _, assistant = self.holder.current()
-        manifest = assistant.index.manifest
+        manifest = assistant.manifest
         rows = []
         for d in manifest["documents"]:
             path = Path(d["path"])
@@ -226,7 +226,8 @@ class App:
                 raise gr.Error(html.escape(f"Re-index failed; questions still use the previous index. {exc}")) from None
             self.holder.swap(new)
             n = len(new.documents)
-            return f"Indexed {n} document(s); {'built a new index' if new.built else 'the index was up to date'}. " \
+            damaged = f"The index was damaged and has been rebuilt ({new.rebuilt_because}). " if new.rebuilt_because else ""
+            return f"{damaged}Indexed {n} document(s); {'built a new index' if new.built else 'the index was up to date'}. " \
                    "Questions now use this corpus."
         finally:
             self._reindex_lock.release()

@@ -10,6 +10,8 @@ same name with ``_docs``:
 
 sentences, one row per sentence
     pk        ``<doc key>:<position>``; the doc key is a hash of the document id
+              and version (text and offsets), so a process reading while
+              another syncs skips rows of versions it does not know
     doc       the document id, to delete a document's rows by filter
     position, start, end
     dense     its unit vector: FLOAT_VECTOR, metric IP (= cosine)
@@ -101,10 +103,14 @@ def collection_name(documents: list[Document], model_id: str, corpus: str | None
     return f"qa_{safe}_{key}"
 
 
-def _doc_key(doc_id: str) -> str:
-    # Hex, because pymilvus does not escape a backslash in a primary key it
-    # filters on, and document ids are file paths.
-    return hashlib.blake2b(doc_id.encode("utf-8"), digest_size=8).hexdigest()
+def _doc_key(doc_id: str, version: tuple[str, str]) -> str:
+    """The key of one version of a document: a reader that synced another version, or none,
+    never takes these rows for its own sentences.
+
+    Hex, because pymilvus does not escape a backslash in a primary key it
+    filters on, and document ids are file paths.
+    """
+    return hashlib.blake2b(json.dumps([doc_id, *version]).encode("utf-8"), digest_size=8).hexdigest()
 
 
 def _spans_hash(segments: list[Segment]) -> str:
@@ -145,7 +151,8 @@ class MilvusStore:
         self.collection: str | None = None  # the sentences' collection; the documents' adds "_docs"
         self._client = None
         self._segments: list[Segment] = []
-        self._first: dict[str, int] = {}  # doc key -> corpus id of the document's first sentence
+        self._keys: dict[str, str] = {}  # document id -> key of its version in this corpus
+        self._first: dict[str, int] = {}  # key -> corpus id of the document's first sentence
         self._df: Counter[int] = Counter()
 
     # -- writing -----------------------------------------------------------
@@ -162,10 +169,14 @@ class MilvusStore:
         """
         if not segments:
             raise ValueError("the documents hold no sentences to index")
-        by_doc = self._number(documents, segments)
+        by_doc, starts = self._number(documents, segments)
+        wanted = {d.id: (d.sha256, _spans_hash(by_doc[d.id])) for d in documents}
+        self._keys = {doc: _doc_key(doc, version) for doc, version in wanted.items()}
+        if len(set(self._keys.values())) != len(documents):
+            raise ValueError("two document ids hash to the same key; rename one of the files")
+        self._first = {self._keys[doc]: start for doc, start in starts.items()}
         self._connect(collection_name(documents, self.model_id, self.corpus))
         stored = self._stored_documents()
-        wanted = {d.id: (d.sha256, _spans_hash(by_doc[d.id])) for d in documents}
         removed = [doc for doc in stored if doc not in wanted]
         fresh = [d.id for d in documents if stored.get(d.id, ("", "", None))[:2] != wanted[d.id]]
 
@@ -207,25 +218,22 @@ class MilvusStore:
             self._client.close()
             self._client = None
 
-    def _number(self, documents: list[Document], segments: list[Segment]) -> dict[str, list[Segment]]:
-        """Each document's sentences, and where its first one stands in the corpus."""
+    def _number(self, documents: list[Document], segments: list[Segment]):
+        """Each document's sentences, and the corpus id of its first one."""
         by_doc: dict[str, list[Segment]] = {d.id: [] for d in documents}
-        first: dict[str, int] = {}
+        starts: dict[str, int] = {}
         for i, s in enumerate(segments):
             if s.doc_id not in by_doc:
                 raise ValueError(f"sentence {i} belongs to {s.doc_id!r}, which is not among the documents")
-            key = _doc_key(s.doc_id)
-            first.setdefault(key, i)
-            if s.position != i - first[key]:
+            starts.setdefault(s.doc_id, i)
+            if s.position != i - starts[s.doc_id]:
                 raise ValueError(
                     f"sentence {i} ({s.doc_id!r}, position {s.position}) is out of order: "
                     f"give segments document by document, in reading order"
                 )
             by_doc[s.doc_id].append(s)
-        if len({_doc_key(d.id) for d in documents}) != len(documents):
-            raise ValueError("two document ids hash to the same key; rename one of the files")
-        self._segments, self._first, self.size = segments, first, len(segments)
-        return by_doc
+        self._segments, self.size = segments, len(segments)
+        return by_doc, starts
 
     def _connect(self, name: str) -> None:
         from pymilvus import DataType, MilvusClient
@@ -318,7 +326,7 @@ class MilvusStore:
                     f"opened for {self.dimension} dimensions: pass the model's dimension"
                 )
             self._client.insert(self.collection, [
-                {"pk": f"{_doc_key(s.doc_id)}:{s.position}", "doc": s.doc_id, "position": s.position,
+                {"pk": f"{self._keys[s.doc_id]}:{s.position}", "doc": s.doc_id, "position": s.position,
                  "start": s.start, "end": s.end, "dense": v.tolist(), "terms": _sparse(h)}
                 for s, v, h in zip(batch, vectors, held[at:at + INSERT_BATCH])
             ])
@@ -330,18 +338,23 @@ class MilvusStore:
 
     # -- reading (qa.store.Store) ----------------------------------------------
 
-    def _id(self, pk: str) -> int:
-        key, position = pk.rsplit(":", 1)
-        if key not in self._first:
-            raise StaleIndexError(
-                f"Milvus collection {self.collection!r} at {self.uri} holds sentences of a document this "
-                f"corpus lacks: another process synced other documents into it since; load again"
-            )
-        return self._first[key] + int(position)
+    def _ids(self, hits: list) -> list[tuple[int, float]]:
+        """(corpus id, score) of the hits that are this corpus's sentences.
+
+        Others are rows another process wrote since this one synced (a document
+        added, or another version of one): until this process syncs again they
+        are not in its corpus.
+        """
+        found = []
+        for hit in hits:
+            key, position = hit["pk"].rsplit(":", 1)
+            if key in self._first:
+                found.append((self._first[key] + int(position), hit["distance"]))
+        return found
 
     def _pk(self, i: int) -> str:
         s = self._segments[i]
-        return f"{_doc_key(s.doc_id)}:{s.position}"
+        return f"{self._keys[s.doc_id]}:{s.position}"
 
     def _search(self, field: str, data: list, top: int) -> list:
         if self._client is None:
@@ -355,7 +368,7 @@ class MilvusStore:
 
     def dense_search(self, vectors: np.ndarray, top: int) -> list[np.ndarray]:
         hits = self._search("dense", [np.asarray(v, dtype=np.float32).tolist() for v in vectors], top)
-        return [np.array([self._id(h["pk"]) for h in row], dtype=np.int64) for row in hits]
+        return [np.array([i for i, _ in self._ids(row)], dtype=np.int64) for row in hits]
 
     def _fetch(self, ids: np.ndarray, field: str) -> list:
         """Field ``field`` of sentences ``ids``, in the order of ``ids``: a lookup by primary key."""
@@ -366,6 +379,12 @@ class MilvusStore:
         for batch in _batches(pks, FETCH_BATCH):
             found.update((row["pk"], row[field]) for row in self._client.get(self.collection, ids=batch,
                                                                            output_fields=[field]))
+        missing = sum(pk not in found for pk in pks)
+        if missing:
+            raise StaleIndexError(
+                f"{missing} of these sentences are no longer in Milvus collection {self.collection!r} at "
+                f"{self.uri}: another process synced a changed corpus into it; load again"
+            )
         return [found[pk] for pk in pks]
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
@@ -383,10 +402,9 @@ class MilvusStore:
 
     def term_search(self, weights: dict[str, float], top: int) -> tuple[np.ndarray, np.ndarray]:
         query = self._query(weights)
-        hits = self._search("terms", [query], top)[0] if query else []
-        hits = [h for h in hits if h["distance"] > 0]
-        return (np.array([self._id(h["pk"]) for h in hits], dtype=np.int64),
-                np.array([h["distance"] for h in hits], dtype=np.float32))
+        found = [(i, d) for i, d in self._ids(self._search("terms", [query], top)[0]) if d > 0] if query else []
+        return (np.array([i for i, _ in found], dtype=np.int64),
+                np.array([d for _, d in found], dtype=np.float32))
 
     def term_scores(self, weights: dict[str, float], ids: np.ndarray) -> np.ndarray:
         # The same inner product as term_search, over the candidates' fetched term vectors: a

@@ -171,12 +171,38 @@ def test_corpora_of_one_folder_keep_their_own_collections(embedder, tmp_path):
     apples, bananas = open_store("a.txt", "a.txt"), open_store("b.txt", "b.txt")
     assert apples.term_search(weights(apples, "grow"), 5)[0].tolist() == [0]
     assert bananas.term_search(weights(bananas, "grow"), 5)[0].tolist() == [0]
-    # Keyed by their common folder alone, the second sync takes the first one's place, and the
-    # first store says so instead of answering with the other corpus's sentences.
+    # Keyed by their common folder alone, the second sync takes the first one's place: the first
+    # store finds nothing of its own, never the other corpus's sentences.
     apples, bananas = open_store("a.txt", None), open_store("b.txt", None)
+    assert apples.term_search(weights(apples, "grow"), 5)[0].tolist() == []
     with pytest.raises(StaleIndexError, match="another process synced"):
-        apples.term_search(weights(apples, "grow"), 5)
+        apples.vectors(np.array([0]))
     for store in (apples, bananas):
+        store.close()
+
+
+def test_a_reader_goes_on_while_another_process_syncs_a_new_version(embedder, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    shutil.copy(SEED_ARTICLE, folder / "seed.txt")
+    (folder / "b.txt").write_text("Soldiers march in the spring.\n", encoding="utf-8")
+    uri = str(tmp_path / "store.db")
+    reader = MilvusStore(uri, embedder.info.id, embedder.dimension)
+    documents, segments = corpus([folder])
+    reader.sync(documents, segments, embedder.embed)
+    before = reader.term_search(weights(reader, "soldiers"), 50)
+
+    (folder / "b.txt").write_text("Soldiers march in the autumn.\n", encoding="utf-8")
+    (folder / "c.txt").write_text("Soldiers rest in the winter.\n", encoding="utf-8")
+    writer = MilvusStore(uri, embedder.info.id, embedder.dimension)
+    writer.sync(*corpus([folder]), embedder.embed)
+    # The reader still sees the seed's sentences under its own ids, and neither the new version
+    # of b.txt nor c.txt, which are not in its corpus; the old b.txt is gone.
+    b_old = next(i for i, s in enumerate(segments) if s.doc_id == "b.txt")
+    ids = reader.term_search(weights(reader, "soldiers"), 50)[0]
+    assert ids.tolist() == [i for i in before[0].tolist() if i != b_old]
+    assert all(segments[i].doc_id == "seed.txt" for i in ids)
+    for store in (reader, writer):
         store.close()
 
 

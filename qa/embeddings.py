@@ -202,7 +202,9 @@ class _SentenceTransformerNetwork:
             self._model = SentenceTransformer(str(info.path), device="cpu", local_files_only=True)
         except Exception as exc:  # a broken directory fails in many ways
             raise ModelError(f"model at {info.path} cannot be loaded: {exc}") from None
-        self.dimension = self._model.get_sentence_embedding_dimension()
+        # Renamed in sentence-transformers 6; the old name warns there.
+        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dimension = dimension()
 
     def encode(self, texts: list[str], batch_size: int, progress=None) -> np.ndarray:
         rows = []

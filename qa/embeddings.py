@@ -8,7 +8,7 @@ A model is named in one of three ways:
 Weights are read from disk only; nothing is ever downloaded.
 
 A model with a manifest runs as ONNX (``qa.onnx_model``): exported once from
-its verified weights into the data directory, then run with onnxruntime, so
+its verified weights into the model cache, then run with onnxruntime, so
 answering never imports torch or sentence-transformers (seconds of imports).
 A bare model directory runs with sentence-transformers, as it is.
 
@@ -55,11 +55,20 @@ class ModelInfo:
     weights: str | None = None
 
 
-def model_cache_dir() -> Path:
-    """``<data dir>/models``: exported ONNX files and the record of verified hashes."""
-    from .index import default_data_dir  # qa.index imports this module
+MODEL_CACHE_ENV = "QA_MODEL_CACHE"
 
-    return default_data_dir() / "models"
+
+def model_cache_dir() -> Path:
+    """Exported ONNX files and the record of verified hashes.
+
+    ``$QA_MODEL_CACHE``, else ``$XDG_CACHE_HOME/qa/models``, else
+    ``~/.cache/qa/models``: per user, not per data directory, because an
+    export depends on the model alone; a fresh ``--data-dir`` (every test
+    makes some) must not cost another export.
+    """
+    if os.environ.get(MODEL_CACHE_ENV):
+        return Path(os.environ[MODEL_CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qa" / "models"
 
 
 class _HashCache:
@@ -71,7 +80,7 @@ class _HashCache:
     hashed again: any write, copy, reinstall or ``touch`` changes one of them
     (ctime cannot be set back), so a damaged or replaced file is still hashed
     and refused.  What it cannot see is the disk itself flipping bits.  The
-    record lives in ``<data dir>/models/verified.json``; losing it only costs
+    record lives in ``<model cache>/verified.json``; losing it only costs
     the hashing.
     """
 
@@ -110,7 +119,7 @@ class _HashCache:
                 json.dump(self._entries, f)
             os.replace(tmp, target)
         except OSError:
-            pass  # a read-only data directory: hash again next time
+            pass  # a read-only cache: hash again next time
 
 
 _hashes = _HashCache()

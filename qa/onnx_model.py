@@ -10,9 +10,9 @@ if its vectors match sentence-transformers' on a short and an over-long text.
 ``OnnxNetwork`` tokenizes with the model's own ``tokenizer.json``, truncated
 at the model's ``max_seq_length`` as sentence-transformers does.
 
-Layout, beside the indexes in the data directory::
+Layout, in the model cache (``qa.embeddings.model_cache_dir``)::
 
-    <data dir>/models/<name>-<weights sha256[:16]>/
+    <model cache>/<name>-<weights sha256[:16]>/
         model.onnx
         manifest.json   source_weights_sha256, onnx_sha256, max_seq_length,
                         pad_token_id, dimension, inputs, exported_with
@@ -37,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .embeddings import DEFAULT_MODEL, ModelError, ModelInfo, Progress, file_sha256, model_cache_dir, resolve_model
+from .embeddings import (DEFAULT_MODEL, MODEL_CACHE_ENV, ModelError, ModelInfo, Progress, file_sha256,
+                         model_cache_dir, resolve_model)
 
 OPSET = 17
 ONNX_FILE = "model.onnx"
@@ -94,9 +95,16 @@ def prepare(info: ModelInfo, root: Path, progress: Progress | None = None) -> tu
     manifest, why = _check(directory, info)
     if manifest is not None:
         return directory, manifest
-    with _Lock(directory):
+    try:
+        lock = _Lock(directory)
+    except OSError as exc:
+        raise ModelError(f"cannot write the ONNX export of {info.id} to {directory} ({exc.strerror}): "
+                         f"set {MODEL_CACHE_ENV} to a writable directory") from None
+    with lock:
         manifest, why = _check(directory, info)  # another process may have just exported it
         if manifest is None:
+            for partial in directory.glob(".*.tmp"):  # left by an export that was killed
+                partial.unlink()
             stage = f"exporting {info.id} to ONNX ({why}; once)"
             if progress:
                 progress(stage, 0, 1)
@@ -137,7 +145,7 @@ def export(info: ModelInfo, directory: Path) -> dict:
             return self.model(dict(zip(names, tensors)))["sentence_embedding"]
 
     directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{ONNX_FILE}.", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=f".{ONNX_FILE}.", suffix=".tmp", dir=directory)
     os.close(fd)
     try:
         with warnings.catch_warnings():
@@ -171,7 +179,7 @@ def export(info: ModelInfo, directory: Path) -> dict:
     # Hashed where it now lies, and the manifest written last: a half-done
     # export is never taken for a sound one.
     manifest["onnx_sha256"] = file_sha256(onnx_file)
-    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST_FILE}.", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST_FILE}.", suffix=".tmp", dir=directory)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=2)
     os.replace(tmp, directory / MANIFEST_FILE)

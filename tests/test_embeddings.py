@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from qa import Assistant, ModelError, load_documents, segment_document
-from qa.embeddings import MODELS_DIR, Embedder, resolve_model
+from qa import Assistant, ModelError, embeddings, load_documents, segment_document
+from qa.embeddings import MODELS_DIR, Embedder, model_cache_dir, resolve_model
 from qa.onnx_model import ONNX_FILE, OnnxNetwork, export_dir, prepare
 
 from conftest import ROOT, SEED_ARTICLE, SEEDS
@@ -81,9 +81,9 @@ def test_answering_imports_neither_torch_nor_sentence_transformers(data_dir):
     assert done.stderr == ""
 
 
-def test_a_damaged_export_is_made_again(data_dir, tmp_path):
+def test_a_damaged_export_is_made_again(tmp_path):
     info = Embedder().load().info
-    sound = export_dir(info, data_dir / "models")
+    sound = export_dir(info, model_cache_dir())
     copy = export_dir(info, tmp_path)
     shutil.copytree(sound, copy)
     with (copy / ONNX_FILE).open("r+b") as f:
@@ -95,6 +95,13 @@ def test_a_damaged_export_is_made_again(data_dir, tmp_path):
     assert "does not match its manifest" in stages[0][0] and [s[1:] for s in stages] == [(0, 1), (1, 1)]
     assert manifest == json.loads((copy / "manifest.json").read_text())
     assert prepare(info, tmp_path, lambda *a: pytest.fail("exported twice"))[1] == manifest
+
+
+def test_verified_files_are_not_hashed_again(monkeypatch):
+    resolve_model()
+    monkeypatch.setattr(embeddings._hashes, "_entries", None)  # as a new process would: read the record
+    monkeypatch.setattr(embeddings, "_sha256", lambda path: pytest.fail(f"{path} hashed again"))
+    assert resolve_model().weights_sha256.startswith("53aa51172d142c89")
 
 
 def test_a_rewritten_weight_file_is_hashed_again_even_with_its_old_mtime(tmp_path):

@@ -13,7 +13,7 @@ from .documents import Document, DocumentError, collect_files, load_documents, r
 from .embeddings import DEFAULT_MODEL, Embedder, ModelError
 from .evaluation import TestSetError, compute_metrics, read_squad, read_testset, run_eval
 from .index import CorpusIndex, default_data_dir
-from .store import CorruptIndexError, MissingIndexError, StaleIndexError, Store
+from .store import CorruptIndexError, MissingIndexError, StaleIndexError, Store, StoreUnavailableError
 from .retrieval import HybridRetriever, Passage
 from .segments import Segment, segment_document
 
@@ -39,6 +39,7 @@ __all__ = [
     "ShortAnswer",
     "StaleIndexError",
     "Store",
+    "StoreUnavailableError",
     "TestSetError",
     "compute_metrics",
     "collect_files",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -59,6 +61,7 @@ class Assistant:
         self.built = False  # whether load() had to build (or, for Milvus, update) the index
         self.rebuilt_because: str | None = None  # why an existing index could not be used
         self.embedded = 0  # sentences embedded by load(); the rest came from the vector cache
+        self._remote_manifest: dict = {}
         self.retriever: HybridRetriever | None = None
 
     def load(self, progress: Callable[[str, int, int], None] | None = None) -> "Assistant":
@@ -83,8 +86,8 @@ class Assistant:
 
     @property
     def manifest(self) -> dict:
-        """What the index holds: counts, model, documents, when built."""
-        return self.index.manifest
+        """What the index holds: model, documents, counts (and for the embedded store, its files and build time)."""
+        return self._remote_manifest if self.store_uri else self.index.manifest
 
     def _open_local(self, progress) -> None:
         self.index_dir = index_dir_for(self.documents, self.embedder.info, self.data_dir)
@@ -111,10 +114,28 @@ class Assistant:
             raise ValueError(f"store {self.store_uri!r}: use milvus:PATH.db (embedded) or milvus:http://HOST:19530")
         from .milvus import MilvusStore
 
-        store = MilvusStore(uri, self.embedder.info.id, self.embedder.dimension)
+        # The corpus as its user names it (the paths given), so corpora sharing a folder keep their own collections.
+        corpus = json.dumps(sorted(str(p.resolve()) for p in self.paths))
+        store = MilvusStore(uri, self.embedder.info.id, self.embedder.dimension, corpus=corpus)
         segments = [s for d in self.documents for s in segment_document(d)]
-        self.built = store.sync(self.documents, segments, self.embedder.embed, progress)
+        embedded = []
+
+        def embed(texts):
+            embedded.append(len(texts))
+            return self.embedder.embed(texts)
+
+        self.built = store.sync(self.documents, segments, embed, progress)
+        self.embedded = sum(embedded)
         self.index, self.segments = store, segments
+        counts = Counter(s.doc_id for s in segments)
+        self._remote_manifest = {
+            "store": self.store_uri,
+            "model": {"id": self.embedder.info.id, "weights_sha256": self.embedder.info.weights_sha256,
+                      "dimension": self.embedder.dimension},
+            "documents": [{"id": d.id, "path": str(Path(d.path).resolve()), "title": d.title, "sha256": d.sha256,
+                           "chars": len(d.text), "sentences": counts[d.id]} for d in self.documents],
+            "counts": {"documents": len(self.documents), "segments": len(segments)},
+        }
 
     def ask(
         self,

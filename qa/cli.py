@@ -20,9 +20,10 @@ from .assistant import DEFAULT_CORPUS, DEFAULT_K, DEFAULT_THRESHOLD, Assistant
 from . import questions
 from .documents import DEFAULT_MAX_FILE_MB, MAX_FILE_MB_ENV, DocumentError
 from .embeddings import DEFAULT_MODEL, ModelError
-from .store import CorruptIndexError, MissingIndexError, StaleIndexError
+from .store import CorruptIndexError, MissingIndexError, StaleIndexError, StoreUnavailableError
 
-USER_ERRORS = (DocumentError, ModelError, MissingIndexError, StaleIndexError, CorruptIndexError, ValueError, OSError)
+USER_ERRORS = (DocumentError, ModelError, MissingIndexError, StaleIndexError, CorruptIndexError, StoreUnavailableError,
+               ValueError, OSError)
 
 
 class _Group(click.Group):
@@ -69,6 +70,9 @@ def corpus_options(f):
                      help="Where indexes are kept [env: QA_DATA_DIR; default ~/.local/share/qa].")(f)
     f = click.option("--model", default=DEFAULT_MODEL, show_default=True,
                      help="Model manifest name, manifest .json, or sentence-transformers directory.")(f)
+    f = click.option("--store", envvar="QA_STORE",
+                     help="Keep the index in Milvus: milvus:PATH.db (embedded) or milvus:http://HOST:19530 "
+                          "[env: QA_STORE; default: files in the data dir].")(f)
     f = click.option("--docs", "docs", multiple=True, type=DOCUMENT_PATH,
                      help="Document file or folder (repeatable) [default: seeds/].")(f)
     return max_file_option(f)
@@ -124,10 +128,10 @@ def load_with_progress(assistant: Assistant) -> Assistant:
     return assistant
 
 
-def open_assistant(docs, model, data_dir, threshold, k=DEFAULT_K) -> Assistant:
+def open_assistant(docs, model, data_dir, threshold, store, k=DEFAULT_K) -> Assistant:
     """Open the corpus, building or refreshing its index first when needed."""
     return load_with_progress(Assistant(list(docs) or [DEFAULT_CORPUS], model=model, data_dir=data_dir,
-                                        k=k, threshold=threshold, rebuild="stale"))
+                                        k=k, threshold=threshold, rebuild="stale", store=store))
 
 
 def format_answer(answer: Answer) -> str:
@@ -157,20 +161,22 @@ def emit(answer: Answer, as_json: bool):
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="QA_DATA_DIR",
               help="Where indexes are kept [env: QA_DATA_DIR].")
 @max_file_option
+@click.option("--store", envvar="QA_STORE", help="Index into Milvus: milvus:PATH.db or milvus:http://HOST:19530.")
 @click.option("--force", is_flag=True, help="Rebuild even when the index is up to date.")
 @click.option("--json", "as_json", is_flag=True, help="Print the index manifest as JSON.")
-def index(paths, model, data_dir, force, as_json):
+def index(paths, model, data_dir, store, force, as_json):
     """Build or refresh the index of PATHS (files or folders; default seeds/)."""
     assistant = load_with_progress(Assistant(list(paths) or [DEFAULT_CORPUS], model=model, data_dir=data_dir,
-                                             rebuild="always" if force else "stale"))
+                                             rebuild="always" if force else "stale", store=store))
     manifest = assistant.manifest
     if as_json:
-        click.echo(json.dumps({"index_dir": str(assistant.index_dir), "rebuilt": assistant.built, **manifest}))
+        where = {"index_dir": str(assistant.index_dir)} if assistant.index_dir else {}
+        click.echo(json.dumps({**where, "rebuilt": assistant.built, **manifest}))
         return
     state = "built" if assistant.built else "up to date"
     click.echo(f"Index {state}: {manifest['counts']['documents']} document(s), "
                f"{manifest['counts']['segments']} sentences, model {manifest['model']['id']}")
-    click.echo(f"  {assistant.index_dir}")
+    click.echo(f"  {assistant.index_dir or assistant.store_uri}")
 
 
 @cli.command()
@@ -178,10 +184,10 @@ def index(paths, model, data_dir, force, as_json):
 @corpus_options
 @click.option("--k", type=click.IntRange(min=1), default=DEFAULT_K, show_default=True, help="Most quotes to return.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as one JSON object.")
-def ask(question, docs, model, data_dir, threshold, k, as_json):
+def ask(question, docs, model, data_dir, store, threshold, k, as_json):
     """Answer QUESTION with quotes from the documents."""
     questions.check(question)  # refuse a bad question before the model is loaded
-    assistant = open_assistant(docs, model, data_dir, threshold, k)
+    assistant = open_assistant(docs, model, data_dir, threshold, store, k)
     emit(assistant.ask(question), as_json)
 
 
@@ -189,13 +195,13 @@ def ask(question, docs, model, data_dir, threshold, k, as_json):
 @corpus_options
 @click.option("--k", type=click.IntRange(min=1), default=DEFAULT_K, show_default=True, help="Most quotes per answer.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per answer, one per line.")
-def chat(docs, model, data_dir, threshold, k, as_json):
+def chat(docs, model, data_dir, store, threshold, k, as_json):
     """Answer one question per line from stdin as one conversation.
 
     Follow-up questions use the earlier ones; an empty line starts a new
     conversation.
     """
-    assistant = open_assistant(docs, model, data_dir, threshold, k)
+    assistant = open_assistant(docs, model, data_dir, threshold, store, k)
     if sys.stdin.isatty():
         click.echo("Ask a question (empty line: new conversation, Ctrl-D: quit).", err=True)
     history: list[Answer] = []
@@ -250,7 +256,7 @@ def _lines(stream):
               help="Write metrics.json, results.jsonl, report.md, hitk.png and coverage.png here.")
 @click.option("--compare", "compare_to", type=click.Path(dir_okay=False, path_type=Path),
               help="An earlier metrics.json: print every metric's change and the questions that flipped.")
-def eval_command(testset, squad, docs, model, data_dir, threshold, limit, as_json, out_dir, compare_to):
+def eval_command(testset, squad, docs, model, data_dir, store, threshold, limit, as_json, out_dir, compare_to):
     """Score the assistant on TESTSET (JSONL, one question per line) or a SQuAD file."""
     from . import evaluation, report
     from .index import default_data_dir
@@ -271,7 +277,8 @@ def eval_command(testset, squad, docs, model, data_dir, threshold, limit, as_jso
     try:
         assistants = evaluation.open_corpora(
             items, default_docs, lambda paths: Assistant(paths, model=model, data_dir=data_dir, k=DEFAULT_K,
-                                                          threshold=threshold, rebuild="stale"), progress)
+                                                          threshold=threshold, rebuild="stale", store=store),
+            progress)
         records = evaluation.run_eval(items, assistants, default_docs, progress)
     finally:
         progress.close()

@@ -47,7 +47,7 @@ import numpy as np
 
 from .documents import Document
 from .segments import Segment
-from .store import CorruptIndexError, StaleIndexError
+from .store import CorruptIndexError, StaleIndexError, StoreUnavailableError
 from .terms import tokenize
 
 FORMAT_VERSION = 1
@@ -78,10 +78,6 @@ HNSW = {"index_type": "HNSW", "metric_type": "IP", "params": {"M": 16, "efConstr
 HNSW_EF = 320  # the search's candidate list: at least the retriever's 256
 
 Progress = Callable[[str, int, int], None]
-
-
-class MilvusUnavailableError(RuntimeError):
-    """Milvus cannot be reached or opened; the message names the URI and the fix."""
 
 
 def term_id(term: str) -> int:
@@ -250,7 +246,7 @@ class MilvusStore:
             except Exception as exc:  # pymilvus raises several kinds, all meaning "not reachable"
                 fix = ("only one process at a time can open an embedded Milvus file: close the other "
                        "or run a Milvus server" if self.local else "start the server or correct the URI")
-                raise MilvusUnavailableError(f"cannot open Milvus at {self.uri} ({exc}); {fix}") from None
+                raise StoreUnavailableError(f"cannot open Milvus at {self.uri} ({exc}); {fix}") from None
         client = self._client
         self.collection, self._documents = name, f"{name}_docs"
         identity = {"format": FORMAT_VERSION, "model": self.model_id, "dimension": self.dimension}

@@ -33,6 +33,10 @@ class CorruptIndexError(RuntimeError):
     """
 
 
+class StoreUnavailableError(RuntimeError):
+    """The store's engine cannot be reached or opened; the message names the URI and the fix."""
+
+
 class Store(Protocol):
     size: int  # number of sentences
 

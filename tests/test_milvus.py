@@ -8,6 +8,7 @@ through the default FAISS store.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -21,10 +22,10 @@ from pymilvus import MilvusClient
 from qa.documents import load_documents
 from qa.embeddings import Embedder
 from qa.index import CorpusIndex
-from qa.milvus import HNSW, MilvusStore, MilvusUnavailableError, term_id
+from qa.milvus import HNSW, MilvusStore, term_id
 from qa.retrieval import HybridRetriever
 from qa.segments import segment_document
-from qa.store import StaleIndexError
+from qa.store import StaleIndexError, StoreUnavailableError
 from qa.terms import tokenize
 
 from conftest import ROOT, SEED_ARTICLE, SEEDS
@@ -246,7 +247,7 @@ def test_a_file_another_process_holds_is_named_with_the_fix(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "open"
         documents, segments = corpus([SEED_ARTICLE])
-        with pytest.raises(MilvusUnavailableError, match="only one process at a time"):
+        with pytest.raises(StoreUnavailableError, match="only one process at a time"):
             MilvusStore(uri, "m", 4).sync(documents, segments, lambda texts: None)
     finally:
         holder.kill()
@@ -293,3 +294,19 @@ def test_seed_test_set_gets_the_same_answers_as_the_default_store(seed_assistant
                [(q.doc, q.start, q.end, q.text) for q in default.quotes], case["id"]
         assert np.allclose([q.score for q in ours.quotes], [q.score for q in default.quotes], atol=1e-5), case["id"]
     milvus.index.close()
+
+
+def test_the_command_line_takes_a_milvus_store(tmp_path, data_dir):
+    """`--store milvus:PATH.db` indexes and answers as a user types it; a bad scheme is one clear line."""
+    env = {**os.environ, "QA_DATA_DIR": str(data_dir)}
+    uri = f"milvus:{tmp_path / 'cli.db'}"
+    run = lambda *args: subprocess.run([sys.executable, "-m", "qa", *args], capture_output=True, text=True,
+                                       env=env, cwd=ROOT, timeout=600)
+    built = run("index", "--store", uri, "--json")
+    assert built.returncode == 0, built.stderr
+    assert json.loads(built.stdout)["counts"]["segments"] == 17 and "embedded 17 sentence(s)" in built.stderr
+    asked = run("ask", "--store", uri, "--json", "Where were the North Korean soldiers captured?")
+    assert asked.returncode == 0, asked.stderr
+    assert json.loads(asked.stdout)["quotes"][0]["start"] == 85 and "Indexed" not in asked.stderr
+    bad = run("ask", "--store", "postgres://x", "Anything?")
+    assert bad.returncode == 1 and "milvus:PATH.db" in bad.stderr

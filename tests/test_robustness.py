@@ -86,9 +86,9 @@ def test_the_app_says_why_a_question_is_refused(seed_assistant, tmp_path):
     import gradio as gr
 
     from ui.app import App
-    from ui.store import Store
+    from ui.library import Library
 
-    app = App(seed_assistant, Store(tmp_path, [SEEDS]))
+    app = App(seed_assistant, Library(tmp_path, [SEEDS]))
     with pytest.warns(UserWarning, match="has no words to search for"):
         _, messages, turns, _ = app.respond("\U0001f389 ?!", [], [])
     assert messages == [] and turns == []
@@ -297,14 +297,14 @@ def test_ask_answers_without_any_network(data_dir, seed_assistant):
 def app_server(data_dir, seed_assistant):
     """The app, in this process, on a free loopback port."""
     from ui.app import App, build, launch
-    from ui.store import Store
+    from ui.library import Library
 
     data, assistant = data_dir, seed_assistant
     (data / "feedback.jsonl").write_text('{"question": "private"}\n')
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    demo = build(App(assistant, Store(data, [SEEDS])))
+    demo = build(App(assistant, Library(data, [SEEDS])))
     launch(demo, port, prevent_thread_lock=True)
     yield f"http://127.0.0.1:{port}", data, assistant
     demo.close()

@@ -24,7 +24,7 @@ import pytest
 from qa import Answer, Quote, ShortAnswer
 from ui.screenshot import CHROMIUM, CHROMIUM_FLAGS, VIEWPORT
 from ui.render import esc, render_answer, render_documents, render_source, span_id
-from ui.store import MAX_UPLOAD_BYTES, Store, UploadRefused, feedback_record, safe_name
+from ui.library import MAX_UPLOAD_BYTES, Library, UploadRefused, feedback_record, safe_name
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -112,7 +112,7 @@ def test_safe_name_never_leaves_the_folder():
 
 
 def test_store_checks_uploads_on_the_server(tmp_path):
-    store = Store(tmp_path / "data", [SEEDS])
+    store = Library(tmp_path / "data", [SEEDS])
     bad = tmp_path / "x.exe"
     bad.write_bytes(b"MZ")
     with pytest.raises(UploadRefused, match="not accepted"):
@@ -136,7 +136,7 @@ def test_store_checks_uploads_on_the_server(tmp_path):
 
 
 def test_store_remove_excludes_base_documents_but_keeps_them(tmp_path):
-    store = Store(tmp_path / "data", [SEEDS])
+    store = Library(tmp_path / "data", [SEEDS])
     seed = store.files()[0]
     with pytest.raises(UploadRefused, match="last document"):
         store.remove(seed)

@@ -7,9 +7,9 @@ from conftest import SEEDS
 
 def test_questions_use_the_old_index_until_the_new_one_is_complete(tmp_path, seed_assistant):
     from ui.app import App
-    from ui.store import Store
+    from ui.library import Library
 
-    store = Store(tmp_path, [SEEDS])
+    store = Library(tmp_path, [SEEDS])
     app = App(seed_assistant, store)
     upload = tmp_path / "incoming.md"
     upload.write_text("# Lighthouses\n\nThe Skerryvore lamp was first lit in 1844.\n")
@@ -40,14 +40,14 @@ def test_questions_use_the_old_index_until_the_new_one_is_complete(tmp_path, see
 
 def test_a_damaged_index_is_rebuilt_by_the_app_and_it_says_so(tmp_path, seed_assistant):
     from ui.app import App
-    from ui.store import Store
+    from ui.library import Library
 
     from qa import Assistant
 
     data = tmp_path / "data"
     assistant = Assistant([SEEDS], data_dir=data, rebuild="stale").load()
     (assistant.index_dir / "dense.faiss").write_bytes(b"")
-    app = App(assistant, Store(data, [SEEDS]))
+    app = App(assistant, Library(data, [SEEDS]))
     message = app.reindex(lambda value, desc="": None)
     assert "damaged and has been rebuilt" in message and "dense.faiss" in message
     assert app.ask_json("Where were the North Korean soldiers captured?")["quotes"][0]["text"].startswith(

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import gradio as gr
 
-from qa import Assistant, DocumentError, ModelError
+from qa import Assistant, DocumentError, ModelError, StaleIndexError, StoreUnavailableError
 
 from . import render
-from .store import ALLOWED_SUFFIXES, MAX_UPLOAD_BYTES, Store, UploadRefused, feedback_record
+from .library import ALLOWED_SUFFIXES, MAX_UPLOAD_BYTES, Library, UploadRefused, feedback_record
 
 CONCURRENCY = 4  # questions answered at once; re-indexing runs one at a time beside them
 # Example questions for a corpus: one per line, in a file beside its documents.
@@ -91,10 +91,10 @@ class Holder:
 
 
 class App:
-    def __init__(self, assistant: Assistant, store: Store, model: str | Path | None = None,
+    def __init__(self, assistant: Assistant, library: Library, model: str | Path | None = None,
                  k: int | None = None, threshold: float | None = None):
         self.holder = Holder(assistant)
-        self.store = store
+        self.library = library
         self.model = assistant.embedder.model if model is None else model
         self.k = assistant.k if k is None else k
         self.threshold = assistant.threshold if threshold is None else threshold
@@ -169,7 +169,7 @@ class App:
         verdict = "up" if data.liked is True or data.liked == "Like" else "down"
         if data.liked is None or data.liked == "":
             return  # a vote taken back
-        self.store.add_feedback(feedback_record(turns[turn], verdict))
+        self.library.add_feedback(feedback_record(turns[turn], verdict))
         gr.Info("Thanks: your judgement was saved as a test case.")
 
     # -- documents -----------------------------------------------------------------
@@ -183,7 +183,7 @@ class App:
                 size = path.stat().st_size
             except OSError:
                 size = d["chars"]
-            rows.append({**d, "bytes": size, "origin": "upload" if self.store.is_upload(path) else "docs"})
+            rows.append({**d, "bytes": size, "origin": "upload" if self.library.is_upload(path) else "docs"})
         table = render.render_documents(rows, manifest.get("built_at", ""))
         choices = [(f"{d['title']} ({d['id']})", d["path"]) for d in manifest["documents"]]
         return table, gr.update(choices=choices, value=None)
@@ -204,13 +204,13 @@ class App:
         return [[q] for q in list(dict.fromkeys(found))[:4]]
 
     def reindex(self, progress=gr.Progress()):
-        """Build a new assistant on the store's current files, then swap it in."""
+        """Build a new assistant on the library's current files, then swap it in."""
         if not self._reindex_lock.acquire(blocking=False):
             raise gr.Error("A re-index is already running; wait for it to finish.")
         try:
             _, old = self.holder.current()
             try:
-                files = self.store.files()
+                files = self.library.files()
             except DocumentError as exc:
                 raise gr.Error(html.escape(f"Re-index failed; questions still use the previous index. {exc}")) from None
             progress(0, desc="reading documents")
@@ -218,11 +218,11 @@ class App:
             def report(stage, done, total):
                 progress((done, max(total, 1)), desc=stage)
 
-            new = Assistant(files, model=self.model,
-                            data_dir=old.data_dir, k=self.k, threshold=self.threshold, rebuild="stale")
+            new = Assistant(files, model=self.model, data_dir=old.data_dir, k=self.k, threshold=self.threshold,
+                            rebuild="stale", store=old.store_uri)
             try:
                 new.load(report)
-            except (DocumentError, ModelError, OSError, ValueError) as exc:
+            except (DocumentError, ModelError, StoreUnavailableError, StaleIndexError, OSError, ValueError) as exc:
                 raise gr.Error(html.escape(f"Re-index failed; questions still use the previous index. {exc}")) from None
             self.holder.swap(new)
             n = len(new.documents)
@@ -239,7 +239,7 @@ class App:
             path = getattr(f, "name", None) or getattr(f, "path", None) or f
             original = getattr(f, "orig_name", None) or Path(str(path)).name
             try:
-                stored.append(self.store.add_upload(path, original).name)
+                stored.append(self.library.add_upload(path, original).name)
             except UploadRefused as exc:
                 refused.append(str(exc))
         lines = []
@@ -255,7 +255,7 @@ class App:
         if not path:
             return render.esc("Choose a document to remove."), False
         try:
-            msg = self.store.remove(path)
+            msg = self.library.remove(path)
         except UploadRefused as exc:
             return render.esc(str(exc)), False
         return render.esc(msg + " Re-indexing\u2026"), True
@@ -331,7 +331,7 @@ def build(app: App) -> gr.Blocks:
                                                                            api_visibility="private")
         remove_btn.click(app.remove, inputs=to_remove, outputs=[status, changed], api_visibility="private"
                          ).then(reindex_if, **rx).then(refresh, **after)
-        restore_btn.click(lambda: (render.esc(f"Restored {app.store.restore()} removed document(s); "
+        restore_btn.click(lambda: (render.esc(f"Restored {app.library.restore()} removed document(s); "
                                               "re-indexing\u2026"), True),
                           outputs=[status, changed], api_visibility="private"
                           ).then(reindex_if, **rx).then(refresh, **after)

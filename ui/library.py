@@ -46,7 +46,7 @@ def safe_name(original: str) -> str:
     return f"{stem}.{suffix}" if suffix else stem
 
 
-class Store:
+class Library:
     def __init__(self, data_dir: Path, base_paths: list[Path]):
         self.data_dir = Path(data_dir)
         self.base_paths = [Path(p) for p in base_paths]

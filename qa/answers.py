@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
+from . import answerability
 from .answer_types import short_answer_span
 from .documents import Document
 from .retrieval import Passage
 
 NO_ANSWER = "The documents don't say."
+POSSIBLE = "Possible answer: the passages below may hold it; check them."
+KINDS = ("answer", "possible", "none")
 
 
 @dataclass(frozen=True)
@@ -41,12 +44,30 @@ class Quote:
 
 @dataclass(frozen=True)
 class Answer:
+    """A reply of one of three kinds (``KINDS``).
+
+    "answer": the first quote answers the question.  "possible": the quotes
+    may hold the answer, for the reader to judge.  "none": the documents don't
+    say; the quotes are only the closest passages.  ``answered`` is true for
+    "answer" alone, so code that reads only ``answered`` never presents a
+    possible answer as an answer.
+    """
+
     question: str
     answered: bool
     quotes: tuple[Quote, ...]  # best first; when not answered, the closest passages
     message: str
     query: str = ""  # what was searched: the question, with earlier turns for a follow-up
     latency_ms: float = 0.0
+    kind: str = ""  # one of KINDS; left empty, it follows ``answered`` ("answer" or "none")
+    confidence: float | None = None  # the probability that the first quote answers (qa.answerability)
+
+    def __post_init__(self):
+        if not self.kind:
+            object.__setattr__(self, "kind", "answer" if self.answered else "none")
+        if self.kind not in KINDS or self.answered != (self.kind == "answer"):
+            raise ValueError(f"kind={self.kind!r} with answered={self.answered}: kind must be one of {KINDS}, "
+                             "and 'answer' exactly when answered")
 
     @property
     def answer(self) -> str | None:
@@ -57,6 +78,8 @@ class Answer:
         return {
             "question": self.question,
             "answered": self.answered,
+            "kind": self.kind,
+            "confidence": None if self.confidence is None else round(self.confidence, 4),
             "answer": self.answer,
             "quotes": [q.to_dict() for q in self.quotes],
             "message": self.message,
@@ -95,9 +118,20 @@ def select_quotes(question: str, passages: list[Passage], documents: dict[str, D
 
 def compose(question: str, query: str, passages: list[Passage], documents: dict[str, Document],
             k: int, threshold: float) -> Answer:
+    """The reply to ``question``: its kind, from the evidence in ``passages``, and up to ``k`` quotes.
+
+    A best score under ``threshold`` is off-topic: the documents don't say.
+    Otherwise the answerability model weighs the evidence and decides the kind
+    (``AnswerabilityModel.reply``).
+    """
     quotes = select_quotes(question, passages, documents, k)
-    if quotes and quotes[0].score >= threshold:
+    if not quotes or quotes[0].score < threshold:
+        message = NO_ANSWER + (" The closest passages are listed." if quotes else "")
+        return Answer(question, False, quotes, message, query, kind="none")
+    kind, confidence = answerability.load_model().reply(answerability.features(question, passages, documents))
+    if kind == "answer":
         cited = "; ".join(dict.fromkeys(q.title for q in quotes))
-        return Answer(question, True, quotes, f"{len(quotes)} quote(s) from: {cited}", query)
-    message = NO_ANSWER + (" The closest passages are listed." if quotes else "")
-    return Answer(question, False, quotes, message, query)
+        message = f"{len(quotes)} quote(s) from: {cited}"
+    else:
+        message = POSSIBLE if kind == "possible" else NO_ANSWER + " The closest passages are listed."
+    return Answer(question, kind == "answer", quotes, message, query, kind=kind, confidence=confidence)

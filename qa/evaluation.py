@@ -286,6 +286,8 @@ def score_answer(item: TestItem, answer, documents: dict, shown: int) -> dict:
         "spans": [list(s) for s in item.spans],
         "answerable": item.answerable,
         "answered": bool(answer.answered),
+        "kind": answer.kind,
+        "confidence": answer.confidence,
         "quotes": [{"text": q.text, "doc": q.doc, "start": q.start, "end": q.end, "score": q.score,
                     "short_answer": _short_text(q)} for q in quotes[:shown]],
         "first_correct": rank == 1,
@@ -339,7 +341,7 @@ def run_eval(items: Sequence[TestItem], assistants: dict, default_docs: Sequence
     for n, item in enumerate(items, 1):
         assistant = assistants[corpus_key(item, default_docs)]
         answer = assistant.ask(item.question, history=list(item.history), k=K_MAX)
-        records.append(score_answer(item, answer, assistant.index.documents, shown=assistant.k))
+        records.append(score_answer(item, answer, assistant.documents_by_id, shown=assistant.k))
         if progress:
             progress("questions", n, len(items))
     return records
@@ -359,6 +361,24 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     pos = (len(v) - 1) * q / 100
     lo, hi = math.floor(pos), math.ceil(pos)
     return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+
+
+def auc(scores: Sequence[float], positive: Sequence[bool]) -> float | None:
+    """Area under the ROC curve: the chance a positive outranks a negative (ties count half)."""
+    pairs = sorted(zip(scores, positive))
+    n_pos = sum(1 for _, y in pairs if y)
+    n_neg = len(pairs) - n_pos
+    if not n_pos or not n_neg:
+        return None
+    rank_sum, i = 0.0, 0
+    while i < len(pairs):
+        j = i
+        while j < len(pairs) and pairs[j][0] == pairs[i][0]:
+            j += 1
+        # Tied scores share the mean of their 1-based ranks i+1..j.
+        rank_sum += (i + 1 + j) / 2 * sum(1 for _, y in pairs[i:j] if y)
+        i = j
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
 def compute_metrics(records: Sequence[dict], threshold: float | None = None) -> dict:
@@ -382,6 +402,11 @@ def compute_metrics(records: Sequence[dict], threshold: float | None = None) -> 
     else:
         p, r_ = precision or 0.0, recall or 0.0
         abstain_f1 = 2 * p * r_ / (p + r_) if p + r_ else 0.0
+    # A reply is right when it answers an answerable question with a correct first quote, or
+    # does not answer (a possible answer or "the documents don't say") an unanswerable one.
+    right_replies = sum(1 for r in records if (r["answered"] and r["first_correct"])
+                        or (not r["answered"] and not r["answerable"]))
+    confident = [r for r in records if r.get("confidence") is not None]
     n_quotes = sum(len(r["quotes"]) for r in records)
     latencies = [r["latency_ms"] for r in records]
     p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
@@ -394,6 +419,9 @@ def compute_metrics(records: Sequence[dict], threshold: float | None = None) -> 
         "abstain_precision": precision,
         "abstain_recall": recall,
         "abstain_f1": abstain_f1,
+        "reply_accuracy": _rate(right_replies, len(records)),
+        # How well the answerability probability ranks answerable above unanswerable questions.
+        "answerability_auc": auc([r["confidence"] for r in confident], [r["answerable"] for r in confident]),
         "quotes_verified": _rate(sum(r["quotes_verified"] for r in records), n_quotes),
         "latency_ms_p50": None if p50 is None else round(p50, 1),
         "latency_ms_p95": None if p95 is None else round(p95, 1),
@@ -401,6 +429,7 @@ def compute_metrics(records: Sequence[dict], threshold: float | None = None) -> 
         "n_answerable": len(answerable),
         "n_unanswerable": len(unanswerable),
         "n_abstained": len(abstained),
+        "n_possible": sum(1 for r in records if r.get("kind") == "possible"),
         "n_short_answers": len(shorts),
         "threshold": threshold,
         "hit@k": hits,
@@ -456,8 +485,8 @@ def load_previous(path: str | Path) -> tuple[dict, dict[str, str] | None]:
 
 
 COMPARED = ("hit@1", "hit@3", "mrr", "exact_match", "f1", "abstain_precision", "abstain_recall", "abstain_f1",
-            "quotes_verified", "latency_ms_p50", "latency_ms_p95", "n", "n_answerable", "n_unanswerable",
-            "n_abstained", "threshold")
+            "reply_accuracy", "answerability_auc", "quotes_verified", "latency_ms_p50", "latency_ms_p95", "n", "n_answerable", "n_unanswerable",
+            "n_abstained", "n_possible", "threshold")
 
 
 def _flat(metrics: dict) -> dict:

@@ -20,13 +20,16 @@ ROWS = (
     ("abstain_precision", "abstention precision", "rate"),
     ("abstain_recall", "abstention recall", "rate"),
     ("abstain_f1", "abstention F1", "rate"),
+    ("reply_accuracy", "reply accuracy (right answer, or no answer when unanswerable)", "rate"),
+    ("answerability_auc", "answerability AUC (confidence: answerable above unanswerable)", "rate"),
     ("quotes_verified", "quotes equal to their document slice", "rate"),
     ("latency_ms_p50", "latency p50 (ms)", "ms"),
     ("latency_ms_p95", "latency p95 (ms)", "ms"),
     ("n", "questions", "count"),
     ("n_answerable", "answerable", "count"),
     ("n_unanswerable", "unanswerable", "count"),
-    ("n_abstained", "abstained", "count"),
+    ("n_abstained", "abstained (possible answer or none)", "count"),
+    ("n_possible", "possible answers", "count"),
     ("n_short_answers", "with a short answer", "count"),
     ("threshold", "abstention threshold", "number"),
 )
@@ -106,8 +109,9 @@ def report_markdown(metrics: dict, records: Sequence[dict], title: str = "Evalua
             lines.append(f"- **{r['id']}** {_quote_md(r['question'])}{history}")
             lines.append(f"  - expected: {_quote_md(expected)}")
             if first:
-                lines.append(f"  - came first ({'answered' if r['answered'] else 'abstained'}, score "
-                             f"{first['score']:.3f}): {_quote_md(first['text'])}")
+                confidence = "" if r["confidence"] is None else f", confidence {r['confidence']:.2f}"
+                lines.append(f"  - came first ({r['kind']}, "
+                             f"score {first['score']:.3f}{confidence}): {_quote_md(first['text'])}")
             else:
                 lines.append("  - came first: (no quote)")
             if r.get("correct_text") and kind != "correct":

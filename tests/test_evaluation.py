@@ -15,6 +15,7 @@ from qa.answers import Answer, Quote
 from qa.evaluation import (
     TestItem,
     TestSetError,
+    auc,
     compare,
     compute_metrics,
     contains_answer,
@@ -46,11 +47,12 @@ def _quote(i, score):
     return Quote(SENTENCES[i], "geo.txt", "geo", None, i, start, end, score)
 
 
-def fake_run(item: TestItem, order: list[int], answered: bool, latency=10.0, k=3) -> dict:
+def fake_run(item: TestItem, order: list[int], answered: bool, latency=10.0, k=3, kind="",
+             confidence=None) -> dict:
     """The record of an assistant that ranks the sentences in ``order``."""
     scores = [0.9 - 0.1 * n for n in range(len(order))]
     quotes = tuple(_quote(i, s) for i, s in zip(order, scores))
-    answer = Answer(item.question, answered, quotes, "", latency_ms=latency)
+    answer = Answer(item.question, answered, quotes, "", latency_ms=latency, kind=kind, confidence=confidence)
     return score_answer(item, answer, DOCS, shown=k)
 
 
@@ -119,6 +121,32 @@ def test_abstention_counts():
     assert records[1]["verdict"] == "should_have_abstained"
     no_abstention = compute_metrics([fake_run(CAPITAL, [0], True)])
     assert no_abstention["abstain_precision"] is None and no_abstention["abstain_f1"] is None
+
+
+def test_reply_accuracy_counts_a_possible_answer_as_abstaining():
+    records = [
+        fake_run(CAPITAL, [0, 1], True, confidence=0.9),  # right answer: right
+        fake_run(BERLIN, [0, 1], True, confidence=0.7),  # wrong first quote: wrong
+        fake_run(RHINE, [2, 0], False, kind="possible", confidence=0.4),  # answerable, not answered: wrong
+        fake_run(MOON, [0, 1], False, kind="possible", confidence=0.5),  # unanswerable, possible: right
+        fake_run(TestItem("q6", "Mars?", (), unanswerable=True), [0], True, confidence=0.2),  # wrong
+        fake_run(TestItem("q7", "Venus?", (), unanswerable=True), [0], False, kind="none", confidence=0.1),  # right
+    ]
+    m = compute_metrics(records)
+    assert m["reply_accuracy"] == pytest.approx(3 / 6)
+    assert (m["n_abstained"], m["n_possible"]) == (3, 2)
+    # Answerable 0.9, 0.7, 0.4 against unanswerable 0.5, 0.2, 0.1: 8 of 9 pairs in order.
+    assert m["answerability_auc"] == pytest.approx(8 / 9)
+    assert [r["kind"] for r in records] == ["answer", "answer", "possible", "possible", "answer", "none"]
+
+
+def test_auc_counts_ties_half_and_needs_both_classes():
+    assert auc([0.1, 0.2, 0.3, 0.4], [False, False, True, True]) == 1.0
+    assert auc([0.4, 0.3, 0.2, 0.1], [False, False, True, True]) == 0.0
+    assert auc([0.5, 0.5], [True, False]) == 0.5
+    assert auc([0.2, 0.5, 0.5, 0.9], [False, True, False, True]) == pytest.approx(0.875)
+    assert auc([0.1, 0.2], [True, True]) is None
+    assert compute_metrics([fake_run(CAPITAL, [0], True)])["answerability_auc"] is None
 
 
 def test_latency_short_answers_and_unverified_quotes():
@@ -272,13 +300,16 @@ def test_eval_reports_bad_test_set(tmp_path, data_dir):
 
 def test_eval_squad_end_to_end(tmp_path, data_dir):
     path = _write(tmp_path, [json.dumps(ARTICLE)], "squad.jsonl")
-    # Threshold -1: everything is answered, so hit@10 checks the span mapping, not the engine's quality.
-    result = _eval("--squad", path, "--json", "--threshold=-1", "--data-dir", tmp_path / "data")
+    # Each answerable question's rank checks the span mapping, whatever kind of reply it got.
+    result = _eval("--squad", path, "--json", "--threshold=-1", "--data-dir", tmp_path / "data",
+                   "--out", tmp_path / "out")
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout)
     assert (metrics["n"], metrics["n_answerable"], metrics["n_unanswerable"]) == (3, 2, 1)
-    assert metrics["hit@k"][9] == 1.0 and metrics["quotes_verified"] == 1.0
-    assert metrics["n_abstained"] == 0 and metrics["abstain_recall"] == 0.0
+    assert metrics["quotes_verified"] == 1.0 and metrics["reply_accuracy"] is not None
+    rows = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert [r["rank"] is not None for r in rows] == [True, True, False]
+    assert all(r["kind"] in ("answer", "possible", "none") and r["confidence"] is not None for r in rows)
     assert (tmp_path / "data" / "squad" / "squad" / "Rivers_of_Europe.txt").is_file()
 
 

@@ -42,10 +42,6 @@ def where(quote) -> str:
     return " \u2014 ".join(parts) + f", sentence {quote.position + 1}"
 
 
-def confidence(score: float) -> str:
-    return "high" if score >= 0.5 else "medium" if score >= 0.3 else "low"
-
-
 def _short_span(quote) -> tuple[int, int] | None:
     """Offsets inside ``quote.text`` of the short answer, when the engine gives one."""
     short = quote.short_answer
@@ -66,14 +62,24 @@ def render_quote(quote, n: int, turn: int, best: bool) -> str:
     else:
         body = esc_inline(text)
     cls = "qa-quote qa-best" if best else "qa-quote"
+    # The raw retrieval score, not a confidence: the reply's kind and confidence say how far to trust it.
     cite = (f'<a class="qa-cite" href="#cite-{int(turn)}-{int(n)}" '
             f'title="Show in the source">[{int(n)}]</a>')
     return (
         f'<blockquote class="{cls}"><p>\u201c{body}\u201d</p>'
         f'<p class="qa-where">{cite} {esc_inline(where(quote))} '
-        f'<span class="qa-score">\u00b7 score {quote.score:.2f} ({confidence(quote.score)})</span></p>'
+        f'<span class="qa-score">\u00b7 score {quote.score:.2f}</span></p>'
         f"</blockquote>"
     )
+
+
+# Each kind of reply opens with its own mark and label, so it reads at a glance
+# (and without colour): an answer, passages that may hold one, or none.
+KIND_LABELS = {
+    "answer": ("\u2714", "Answer"),
+    "possible": ("?", "Possible answer"),
+    "none": ("\u2716", "Not in the documents."),
+}
 
 
 def render_answer(answer, turn: int) -> str:
@@ -81,15 +87,19 @@ def render_answer(answer, turn: int) -> str:
 
     ``turn`` numbers the answer in its conversation; citation links are
     ``#cite-<turn>-<n>`` (n from 1), which the page turns into a source-view jump.
+    Only an answer's first quote is marked best; the passages of a possible
+    answer or of "not in the documents" are listed as evidence, not as an answer.
     """
-    parts = ['<div class="qa-answer">']
-    if answer.answered:
-        parts.append(f'<p class="qa-verdict">{esc_inline(answer.message)}</p>')
-    else:
-        parts.append(f'<p class="qa-verdict qa-none"><strong>Not in the documents.</strong> '
-                     f"{esc_inline(answer.message)}</p>")
-        if answer.quotes:
-            parts.append('<p class="qa-closest">Closest passages (not an answer):</p>')
+    mark, label = KIND_LABELS[answer.kind]
+    confidence_note = ("" if answer.confidence is None else
+                       f' <span class="qa-confidence">(confidence {answer.confidence:.0%})</span>')
+    parts = [f'<div class="qa-answer qa-kind-{answer.kind}">',
+             f'<p class="qa-verdict qa-{answer.kind}"><span class="qa-mark">{mark}</span> <strong>{label}</strong> '
+             f"{esc_inline(answer.message)}{confidence_note}</p>"]
+    if answer.kind == "possible" and answer.quotes:
+        parts.append('<p class="qa-closest">Passages that may hold the answer (check them):</p>')
+    elif answer.kind == "none" and answer.quotes:
+        parts.append('<p class="qa-closest">Closest passages (not an answer):</p>')
     for n, quote in enumerate(answer.quotes, 1):
         parts.append(render_quote(quote, n, turn, best=answer.answered and n == 1))
     parts.append("</div>")

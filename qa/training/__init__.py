@@ -1,0 +1,1 @@
+"""Commands that rebuild the shipped weights in ``models/`` from ../shared/eval."""

@@ -170,7 +170,7 @@ class AnswerabilityModel:
 
     def probability(self, x: np.ndarray) -> float:
         z = float(((x - self.mean) / self.scale) @ self.weights + self.bias)
-        return 1.0 / (1.0 + np.exp(-z))
+        return float(1.0 / (1.0 + np.exp(-z)))  # a plain float: numpy's would reach JSON as a string via Gradio
 
     def reply(self, x: np.ndarray) -> tuple[str, float]:
         """The kind of reply for the evidence ``x``, and the probability that the first quote answers."""

@@ -90,6 +90,7 @@ def test_model_thresholds_sort_the_kinds():
     assert kind(0.9, True, 0.6, 0.3) == "possible" and kind(0.1, True, 0.6, 0.3) == "none"
     x = np.zeros(len(FEATURES))
     assert model.reply(x) == ("possible", 0.5)
+    assert type(model.reply(x)[1]) is float
     x[FEATURES.index("number_time_missing")] = 1
     assert missing_asked(x) and model.reply(x)[0] == "possible"
     assert list(kind(np.array([0.7, 0.7]), np.array([False, True]), 0.6, 0.3)) == ["answer", "possible"]

@@ -247,9 +247,9 @@ class Embedder:
     """Turns texts into unit-length vectors.
 
     The constructor only records the choice; ``load()`` verifies the files
-    (each time: a changed file is caught) and takes the process's loaded
-    network for that model, loading it (and exporting it to ONNX, the very
-    first time) only once.
+    (for every new Embedder, so a file changed meanwhile is caught) and takes
+    the process's loaded network for that model, loading it (and exporting it
+    to ONNX, the very first time) only once.
     """
 
     def __init__(self, model: str | Path = DEFAULT_MODEL, batch_size: int = BATCH_SIZE):

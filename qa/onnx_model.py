@@ -26,7 +26,6 @@ from the verified weights (it is derived data), and ``progress`` says so.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sys
@@ -39,6 +38,7 @@ import numpy as np
 
 from .embeddings import (DEFAULT_MODEL, MODEL_CACHE_ENV, ModelError, ModelInfo, Progress, file_sha256,
                          model_cache_dir, resolve_model)
+from .index import _lock
 
 OPSET = 17
 ONNX_FILE = "model.onnx"
@@ -73,22 +73,6 @@ def _check(directory: Path, info: ModelInfo) -> tuple[dict | None, str]:
     return manifest, ""
 
 
-class _Lock:
-    """One exporter at a time per model (the app and a CLI may start together)."""
-
-    def __init__(self, directory: Path):
-        directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / ".lock"
-
-    def __enter__(self):
-        self.file = self.path.open("w")
-        fcntl.flock(self.file, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc):
-        fcntl.flock(self.file, fcntl.LOCK_UN)
-        self.file.close()
-
-
 def prepare(info: ModelInfo, root: Path, progress: Progress | None = None) -> tuple[Path, dict]:
     """The sound export of ``info`` under ``root`` (exporting it if needed): its directory and manifest."""
     directory = export_dir(info, root)
@@ -96,11 +80,15 @@ def prepare(info: ModelInfo, root: Path, progress: Progress | None = None) -> tu
     if manifest is not None:
         return directory, manifest
     try:
-        lock = _Lock(directory)
-    except OSError as exc:
-        raise ModelError(f"cannot write the ONNX export of {info.id} to {directory} ({exc.strerror}): "
-                         f"set {MODEL_CACHE_ENV} to a writable directory") from None
-    with lock:
+        root.mkdir(parents=True, exist_ok=True)
+        writable = os.access(root, os.W_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        raise ModelError(f"cannot write the ONNX export of {info.id} into {root}: "
+                         f"set {MODEL_CACHE_ENV} to a writable directory")
+    # One exporter at a time (the app and a CLI may start together), with the index's own lock.
+    with _lock(directory):
         manifest, why = _check(directory, info)  # another process may have just exported it
         if manifest is None:
             for partial in directory.glob(".*.tmp"):  # left by an export that was killed

@@ -127,3 +127,5 @@ def test_seed_figures_do_not_regress(seed_assistant):
     quiet = [r["id"] for r in records if not r["answerable"] and not r["answered"]]
     assert len(quiet) >= SEED_NOT_ANSWERED_UNANSWERABLE, quiet
     assert [r["kind"] for r in records if r["id"] in OFF_TOPIC] == ["none"] * len(OFF_TOPIC)
+    # Follow-ups are judged by the score threshold alone, without a confidence.
+    assert all(r["confidence"] is None for r in records if r["history"] and r["answered"])

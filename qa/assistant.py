@@ -76,7 +76,7 @@ class Assistant:
         """
         self.documents = load_documents(self.paths)
         self.documents_by_id = {d.id: d for d in self.documents}
-        self.embedder.load()
+        self.embedder.load(progress)  # the first use exports the model to ONNX, once
         if self.store_uri:
             self._sync_remote(progress)
         else:

@@ -23,7 +23,6 @@ aside and removes the dead build's temporary directories.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -38,6 +37,7 @@ import numpy as np
 
 from .documents import Document
 from .embeddings import Embedder, ModelInfo
+from .locking import DirectoryLock
 from .segments import Segment, segment_document
 from .store import CorruptIndexError, MissingIndexError, StaleIndexError
 from .terms import tokenize
@@ -176,7 +176,7 @@ class CorpusIndex:
 
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
-        with _lock(directory):
+        with DirectoryLock(directory):
             _recover(directory)
             tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
             try:
@@ -214,7 +214,7 @@ class CorpusIndex:
 
         directory = Path(directory)
         if not directory.exists() or _leftovers(directory):
-            with _lock(directory):
+            with DirectoryLock(directory):
                 _recover(directory)
         manifest = read_manifest(directory)
         check_fresh(manifest, documents, model)
@@ -375,19 +375,3 @@ def _recover(directory: Path) -> None:
         os.rename(old, directory)
     for path in _leftovers(directory):
         shutil.rmtree(path, ignore_errors=True)
-
-
-class _lock:
-    """An exclusive lock beside the index, so two builders don't swap at once."""
-
-    def __init__(self, directory: Path):
-        self.path = directory.with_name(f".{directory.name}.lock")
-
-    def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = self.path.open("w")
-        fcntl.flock(self.file, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc):
-        fcntl.flock(self.file, fcntl.LOCK_UN)
-        self.file.close()

@@ -38,7 +38,7 @@ import numpy as np
 
 from .embeddings import (DEFAULT_MODEL, MODEL_CACHE_ENV, ModelError, ModelInfo, Progress, file_sha256,
                          model_cache_dir, resolve_model)
-from .index import _lock
+from .locking import DirectoryLock
 
 OPSET = 17
 ONNX_FILE = "model.onnx"
@@ -88,7 +88,7 @@ def prepare(info: ModelInfo, root: Path, progress: Progress | None = None) -> tu
         raise ModelError(f"cannot write the ONNX export of {info.id} into {root}: "
                          f"set {MODEL_CACHE_ENV} to a writable directory")
     # One exporter at a time (the app and a CLI may start together), with the index's own lock.
-    with _lock(directory):
+    with DirectoryLock(directory):
         manifest, why = _check(directory, info)  # another process may have just exported it
         if manifest is None:
             for partial in directory.glob(".*.tmp"):  # left by an export that was killed

@@ -100,3 +100,38 @@ def test_changing_one_document_of_several_embeds_only_that_one(tmp_path):
     assert "Harbour 3 closed in 1999." in second.ask("When did harbour 3 close?").quotes[0].text
     forced = Assistant([corpus], data_dir=data, rebuild="always").load()
     assert forced.built and forced.embedded == 0
+
+
+def test_a_large_index_searches_approximately_and_reopens_the_same(tmp_path, monkeypatch):
+    """Past ANN_MIN_SENTENCES the vectors go into an IVF index: it finds what exact search finds, after a reopen too."""
+    import numpy as np
+
+    import qa.index
+    from qa.documents import read_document
+    from qa.embeddings import resolve_model
+    from qa.index import CorpusIndex
+    from qa.segments import segment_document
+
+    monkeypatch.setattr(qa.index, "ANN_MIN_SENTENCES", 2_000)
+    path = tmp_path / "lines.txt"
+    path.write_text("".join(f"Line {n} of the ledger records item {n * 7919 % 10007}.\n" for n in range(2_400)))
+    doc = read_document(path, "lines.txt")
+    segments = segment_document(doc)
+    assert len(segments) == 2_400
+    rng = np.random.default_rng(0)
+    topics = rng.normal(size=(60, 384))  # sentences come in topics, as in real text
+    vectors = (topics[rng.integers(0, 60, len(segments))] + rng.normal(scale=0.6, size=(len(segments), 384)))
+    vectors = vectors.astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    model = resolve_model()
+    built = CorpusIndex.from_vectors([doc], segments, vectors, model)
+    assert built.manifest["dense"] == "IndexIVFFlat"
+    built.save(tmp_path / "index")
+    opened = CorpusIndex.load(tmp_path / "index", [doc], model)
+    queries = vectors[:50] + np.random.default_rng(1).normal(scale=0.01, size=(50, 384)).astype(np.float32)
+    exact = np.argsort(-(vectors @ queries.T), axis=0)[:10].T
+    for index in (built, opened):
+        found = index.dense_search(queries, 10)
+        recall = np.mean([len(set(f.tolist()) & set(e.tolist())) / 10 for f, e in zip(found, exact)])
+        assert recall >= 0.9 and all(f[0] == n for n, f in enumerate(found))
+        assert np.allclose(index.vectors(np.array([5, 7])), vectors[[5, 7]], atol=1e-6)

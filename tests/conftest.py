@@ -67,3 +67,20 @@ def seed_assistant(data_dir):
     from qa import Assistant
 
     return Assistant([SEEDS], data_dir=data_dir, rebuild="stale").load()
+
+
+@pytest.fixture()
+def model_copy(tmp_path):
+    """A private copy of the embedder's files and a manifest pointing at it: (folder, manifest path)."""
+    import json
+    import shutil
+
+    from qa.embeddings import MODELS_DIR, resolve_model
+
+    copy = tmp_path / "model"
+    shutil.copytree(resolve_model().path, copy)
+    manifest = json.loads((MODELS_DIR / "all-MiniLM-L6-v2.json").read_text())
+    manifest["source"] = {"path": str(copy)}
+    manifest_path = tmp_path / "minilm.json"
+    manifest_path.write_text(json.dumps(manifest))
+    return copy, manifest_path

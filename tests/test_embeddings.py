@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from qa import Assistant, ModelError, embeddings, load_documents, segment_document
-from qa.embeddings import MODELS_DIR, Embedder, model_cache_dir, resolve_model
+from qa.embeddings import Embedder, model_cache_dir, resolve_model
 from qa.onnx_model import ONNX_FILE, OnnxNetwork, export_dir, prepare
 
 from conftest import ROOT, SEED_ARTICLE, SEEDS
@@ -104,15 +104,9 @@ def test_verified_files_are_not_hashed_again(monkeypatch):
     assert resolve_model().weights_sha256.startswith("53aa51172d142c89")
 
 
-def test_a_rewritten_weight_file_is_hashed_again_even_with_its_old_mtime(tmp_path):
+def test_a_rewritten_weight_file_is_hashed_again_even_with_its_old_mtime(tmp_path, model_copy):
     """Verified hashes are remembered by file metadata; a rewrite in place must still be caught."""
-    real = resolve_model()
-    copy = tmp_path / "model"
-    shutil.copytree(real.path, copy)
-    manifest = json.loads((MODELS_DIR / "all-MiniLM-L6-v2.json").read_text())
-    manifest["source"] = {"path": str(copy)}
-    manifest_path = tmp_path / "minilm.json"
-    manifest_path.write_text(json.dumps(manifest))
+    copy, manifest_path = model_copy
     assert resolve_model(str(manifest_path)).path == copy  # hashed and remembered
     weights = copy / "model.safetensors"
     before = weights.stat()

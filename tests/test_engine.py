@@ -1,12 +1,11 @@
 """The engine end to end, with the real model and real index files."""
 
 import json
-import shutil
 
 import pytest
 
 from qa import Assistant, MissingIndexError, ModelError, StaleIndexError
-from qa.embeddings import MODELS_DIR, resolve_model
+from qa.embeddings import resolve_model
 
 from conftest import SEED_ARTICLE, SEEDS
 
@@ -108,14 +107,8 @@ def test_index_directory_is_readable_and_complete(seed_assistant):
         [], [f".{directory.name}.lock"])
 
 
-def test_a_corrupted_weight_file_is_refused(tmp_path):
-    real = resolve_model()
-    copy = tmp_path / "model"
-    shutil.copytree(real.path, copy)
-    manifest = json.loads((MODELS_DIR / "all-MiniLM-L6-v2.json").read_text())
-    manifest["source"] = {"path": str(copy)}
-    manifest_path = tmp_path / "minilm.json"
-    manifest_path.write_text(json.dumps(manifest))
+def test_a_corrupted_weight_file_is_refused(tmp_path, model_copy):
+    copy, manifest_path = model_copy
     assert resolve_model(str(manifest_path)).path == copy  # an intact copy passes
     with (copy / "model.safetensors").open("r+b") as f:
         f.seek(1000)

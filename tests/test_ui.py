@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from qa import Answer, Quote, ShortAnswer
+from qa import Answer, Quote, ShortAnswer, read_document
 from ui.screenshot import CHROMIUM, CHROMIUM_FLAGS, VIEWPORT
 from ui.render import esc, render_answer, render_documents, render_source, span_id
 from ui.library import MAX_UPLOAD_BYTES, Library, UploadRefused, feedback_record, safe_name
@@ -86,7 +86,7 @@ def test_render_answer_abstains_plainly():
 
 def test_render_source_marks_spans_with_ids_and_keeps_text():
     text = "Intro <b>. First sentence here. Second one & more."
-    doc = SimpleNamespace(id="d<1>.txt", title="T", text=text)
+    doc = SimpleNamespace(id="d<1>.txt", title="T", text=text, blocks=(), date=None)
     s1 = (text.index("First"), text.index("here.") + 5)
     s2 = (text.index("Second"), len(text))
     out = render_source(doc, [s2, s1, (0, 10_000)], active=s2)
@@ -96,6 +96,21 @@ def test_render_source_marks_spans_with_ids_and_keeps_text():
     import html
     body = re.sub(r"<[^>]+>", "", out.split('class="qa-source-text">', 1)[1])
     assert html.unescape(body) == text
+
+
+def test_the_source_view_heads_with_title_and_date_and_shows_headings():
+    import html
+
+    doc = read_document(SEEDS / "000_70eb0d637448346e.txt")
+    kursk = (85, 177)
+    out = render_source(doc, [kursk], active=kursk)
+    head, body = out.split('class="qa-source-text">', 1)
+    assert "Ukraine captures 2 North Korean soldiers in Russia" in head and "2025-01-12" in head
+    assert "date 2025" not in body and "Ukraine captures 2" not in body  # the title line is the header now
+    assert body.startswith('<span class="qa-heading">What&#39;s the story</span>')
+    assert f'<mark id="{span_id(*kursk)}" class="qa-span active">' in body
+    marked = html.unescape(re.search(r'class="qa-span active">(.*?)</mark>', body).group(1))
+    assert marked == doc.text[kursk[0]:kursk[1]]
 
 
 def test_render_documents_escapes():
@@ -150,13 +165,16 @@ def test_store_remove_excludes_base_documents_but_keeps_them(tmp_path):
 
 def test_feedback_record_is_a_test_case():
     turn = {"question": "Where?", "history": ["Who?"], "docs": ["seeds/a.txt"],
-            "answer": {"answered": True, "quotes": [{"text": "In Kursk.", "doc": "a.txt"}]}}
+            "answer": {"answered": True, "kind": "answer", "quotes": [{"text": "In Kursk.", "doc": "a.txt"}]}}
     up = feedback_record(turn, "up")
     assert up["answers"] == ["In Kursk."] and up["verdict"] == "up" and up["history"] == ["Who?"]
     down = feedback_record(turn, "down")
     assert "answers" not in down and down["rejected"] == ["In Kursk."]
-    abstained = {**turn, "answer": {"answered": False, "quotes": [{"text": "close", "doc": "a.txt"}]}}
+    abstained = {**turn, "answer": {"answered": False, "kind": "none", "quotes": [{"text": "close", "doc": "a.txt"}]}}
     assert feedback_record(abstained, "up")["answers"] == []
+    # A thumbs-up on a possible answer confirms its first passage.
+    possible = {**turn, "answer": {"answered": False, "kind": "possible", "quotes": [{"text": "In Kursk.", "doc": "a.txt"}]}}
+    assert feedback_record(possible, "up")["answers"] == ["In Kursk."]
 
 
 def test_serve_command_is_cheap_to_import():

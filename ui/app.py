@@ -29,12 +29,20 @@ CSS = """
 .qa-answer blockquote.qa-best { border-left-color: #2563eb; background: rgba(37, 99, 235, 0.06); }
 .qa-answer .qa-short { font-weight: 600; }
 .qa-answer .qa-where { font-size: 0.85em; opacity: 0.85; margin: 2px 0 0 0; }
-.qa-answer .qa-none { color: #b45309; }
+.qa-answer { border-left: 4px solid transparent; padding-left: 8px; }
+.qa-answer.qa-kind-answer { border-left-color: #16a34a; }
+.qa-answer.qa-kind-possible { border-left-color: #d97706; }
+.qa-answer.qa-kind-none { border-left-color: #9ca3af; }
+.qa-kind-answer .qa-mark { color: #16a34a; }
+.qa-kind-possible .qa-mark, .qa-answer .qa-possible { color: #b45309; }
+.qa-kind-none .qa-mark, .qa-answer .qa-none { color: #6b7280; }
+.qa-kind-none blockquote.qa-quote, .qa-kind-possible blockquote.qa-quote { opacity: 0.85; }
 .qa-answer .qa-closest { font-size: 0.9em; font-style: italic; }
 a.qa-cite { font-weight: 700; text-decoration: none; cursor: pointer; }
 #qa-source { max-height: 560px; overflow-y: auto; }
 .qa-source-head { position: sticky; top: 0; background: var(--background-fill-primary); padding: 4px 0; }
 .qa-source-text { white-space: pre-wrap; line-height: 1.5; font-size: 0.95em; }
+.qa-source-text .qa-heading { font-weight: 700; font-size: 1.05em; }
 .qa-source mark.qa-span { background: #fde68a; color: inherit; border-radius: 2px; }
 .qa-source mark.qa-span.active { background: #f59e0b; outline: 2px solid #b45309; }
 .qa-note { opacity: 0.75; font-size: 0.9em; }

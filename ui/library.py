@@ -159,27 +159,30 @@ def feedback_record(turn: dict, verdict: str) -> dict:
     """A thumbs up/down as a test case (the format of seeds/questions.jsonl).
 
     ``turn``: {"question", "history", "answer" (Answer.to_dict()), "docs"}.
-    Up on an answer: ``answers`` = [the best quote]; up on "the documents don't
+    Up on an answer or a possible answer: ``answers`` = [its first quote]; up on "the documents don't
     say": ``answers`` = [] (a test case for abstaining).  Down: no ``answers``
     (the right one is unknown) and ``rejected`` = [the quote shown], or [] when
     the assistant abstained and the user thinks the documents do answer.
     """
     answer = turn["answer"]
-    quote = answer["quotes"][0] if answer["quotes"] else None
+    # An answer or a possible answer offers its first quote; "the documents don't say" offers none.
+    offered = answer["kind"] != "none"
+    quote = answer["quotes"][0] if answer["quotes"] and offered else None
     record = {
         "id": "fb-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6],
         "question": turn["question"],
     }
     if verdict == "up":
-        record["answers"] = [quote["text"]] if answer["answered"] and quote else []
+        record["answers"] = [quote["text"]] if quote else []
     else:
-        record["rejected"] = [quote["text"]] if answer["answered"] and quote else []
+        record["rejected"] = [quote["text"]] if quote else []
     record.update({
         "history": list(turn["history"]),
         "docs": list(turn["docs"]),
         "verdict": verdict,
         "answered": answer["answered"],
-        "quote": quote if answer["answered"] else None,
+        "kind": answer["kind"],
+        "quote": quote,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     })
     return record

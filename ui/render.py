@@ -114,8 +114,10 @@ def render_source(document, spans: Sequence[tuple[int, int]] = (), active: tuple
                   note: str = "") -> str:
     """``document``'s own text with each quoted span in a ``<mark id="q-start-end">``.
 
-    Overlapping or out-of-range spans are skipped; the ``active`` one also
-    gets class ``active``.  The text between marks is the document text, escaped.
+    The title and date stand in the header, so the title line (the seed's
+    ``date YYYY-MM-DD Title``) is not repeated; headings are shown as headings.
+    Overlapping or out-of-range spans are skipped; the ``active`` one also gets
+    class ``active``.  Everything else between marks is the document text, escaped.
     """
     text = document.text
     chosen: list[tuple[int, int]] = []
@@ -124,15 +126,27 @@ def render_source(document, spans: Sequence[tuple[int, int]] = (), active: tuple
         if 0 <= start < end <= len(text) and start >= last:
             chosen.append((start, end))
             last = end
-    out, pos = [], 0
-    for start, end in chosen:
-        out.append(esc(text[pos:start]))
-        cls = "qa-span active" if active is not None and (start, end) == tuple(active) else "qa-span"
-        out.append(f'<mark id="{span_id(start, end)}" class="{cls}">{esc(text[start:end])}</mark>')
-        pos = end
-    out.append(esc(text[pos:]))
-    head = (f'<div class="qa-source-head"><strong>{esc(document.title)}</strong> '
-            f'<code>{esc(document.id)}</code>')
+    # The whole title line: in the seed format "date YYYY-MM-DD " stands before the title.
+    hidden = [(text.rfind("\n", 0, b.start) + 1, b.end) for b in document.blocks if b.kind == "title"]
+    headings = {(b.start, b.end) for b in document.blocks if b.kind == "heading"}
+    cuts = sorted({0, len(text)} | {p for span in [*chosen, *hidden, *headings] for p in span})
+    out = []
+    for start, end in zip(cuts, cuts[1:]):
+        if any(a <= start and end <= b for a, b in hidden):
+            continue
+        piece = esc(text[start:end])
+        if (start, end) in headings:
+            piece = f'<span class="qa-heading">{piece}</span>'
+        elif (start, end) in chosen:
+            cls = "qa-span active" if active is not None and (start, end) == tuple(active) else "qa-span"
+            piece = f'<mark id="{span_id(start, end)}" class="{cls}">{piece}</mark>'
+        out.append(piece)
+    if hidden:  # the line break after the title line would open the text with a blank line
+        out[0] = out[0].lstrip("\r\n") if out else ""
+    head = f'<div class="qa-source-head"><strong>{esc(document.title)}</strong>'
+    if document.date:
+        head += f' <span class="qa-date">{esc(document.date)}</span>'
+    head += f' <code>{esc(document.id)}</code>'
     if note:
         head += f' <span class="qa-note">{esc(note)}</span>'
     head += "</div>"

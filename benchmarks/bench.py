@@ -18,7 +18,7 @@ worth something on a quiet machine.
   recall@10 of the dense search against exact inner product where it is ANN.
 - cold: a fresh `qa ask` process over a built seed index, and a fresh `qa serve`
   until its page answers (median of 3).
-- clients: 20 concurrent gradio_client users x 10 seed questions against `qa serve`.
+- clients: 20 concurrent users x 10 seed questions against `qa serve`'s API, over loopback.
 """
 
 from __future__ import annotations
@@ -242,8 +242,7 @@ def wait_for_page(port: int, timeout: float = 120) -> None:
 
 
 def concurrent_clients(data_dir: Path, clients: int = 20, per_client: int = 10) -> dict:
-    from gradio_client import Client
-
+    """Users asking at once through the app's HTTP API (POST /gradio_api/run/ask, what gradio_client's /ask calls)."""
     env = {**os.environ, "QA_DATA_DIR": str(data_dir)}
     port = 7880
     server = subprocess.Popen(qa_command("serve", "--port", str(port)), env=env, stdout=subprocess.DEVNULL,
@@ -255,11 +254,14 @@ def concurrent_clients(data_dir: Path, clients: int = 20, per_client: int = 10) 
         after_start = peak_rss_mb(server.pid)
 
         def user(n: int):
-            client = Client(f"http://127.0.0.1:{port}/", verbose=False)
             for i in range(per_client):
+                body = json.dumps({"data": [questions[(n + i) % len(questions)], None]}).encode()
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/gradio_api/run/ask", body,
+                                                 {"Content-Type": "application/json"})
                 t = time.perf_counter()
                 try:
-                    client.predict(questions[(n + i) % len(questions)], api_name="/ask")
+                    with urllib.request.urlopen(request, timeout=60) as response:
+                        assert "quotes" in json.loads(response.read())["data"][0]
                     with lock:
                         latencies.append((time.perf_counter() - t) * 1000)
                 except Exception as exc:  # every failure is counted, none stops the run

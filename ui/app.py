@@ -352,7 +352,7 @@ def build(app: App) -> gr.Blocks:
             """Answer a question with verbatim quotes; history: the earlier questions of the conversation."""
             return app.ask_json(question, history)
 
-        gr.api(ask, api_name="ask")
+        gr.api(ask, api_name="ask", queue=False)
     return demo
 
 

@@ -19,6 +19,7 @@ worth something on a quiet machine.
 - cold: a fresh `qa ask` process over a built seed index, and a fresh `qa serve`
   until its page answers (median of 3).
 - clients: 20 concurrent users x 10 seed questions against `qa serve`'s API, over loopback.
+- swaps: the app's resident memory after the first and the 20th document swap (re-index).
 """
 
 from __future__ import annotations
@@ -44,11 +45,19 @@ SYNTHETIC = {"100k": 100_000, "1m": 1_000_000}
 QUESTIONS_PER_SIZE = 300
 
 
-def peak_rss_mb(pid: int | str = "self") -> float:
+def _status_mb(field: str, pid: int | str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def peak_rss_mb(pid: int | str = "self") -> float:
+    return _status_mb("VmHWM:", pid)
+
+
+def current_rss_mb(pid: int | str = "self") -> float:
+    return _status_mb("VmRSS:", pid)
 
 
 def percentiles(values: list[float]) -> tuple[float, float]:
@@ -162,12 +171,16 @@ def serve_synthetic(size: str, data_dir: Path) -> dict:
 
     from qa import Embedder, HybridRetriever
     from qa.answers import compose
-    from qa.index import CorpusIndex
+    from qa.index import CorpusIndex, read_manifest, verify_files
 
     documents, _, questions, _ = synthetic_corpus(SYNTHETIC[size])
     embedder = Embedder().load()
+    directory = data_dir / "indexes" / f"synthetic-{size}"
     started = time.perf_counter()
-    index = CorpusIndex.load(data_dir / "indexes" / f"synthetic-{size}", documents, embedder.info)
+    verify_files(directory, read_manifest(directory))
+    verify_s = time.perf_counter() - started
+    started = time.perf_counter()
+    index = CorpusIndex.load(directory, documents, embedder.info)
     open_s = time.perf_counter() - started
     retriever = HybridRetriever(index, index.segments, embedder)
     by_id = {d.id: d for d in documents}
@@ -182,7 +195,7 @@ def serve_synthetic(size: str, data_dir: Path) -> dict:
     exact = np.load(data_dir / "exact_top.npy")
     found = index.dense_search(embedder.embed(questions), 10)
     row["recall_at_10"] = float(np.mean([len(set(f.tolist()) & set(e.tolist())) / 10 for f, e in zip(found, exact)]))
-    return {**row, "open_s": open_s, "dense": index.manifest["dense"], "peak_mb": peak_rss_mb()}
+    return {**row, "open_s": open_s, "verify_s": verify_s, "dense": index.manifest["dense"], "peak_mb": peak_rss_mb()}
 
 
 def answer_speed(assistant, questions: list[str], retriever) -> dict:
@@ -224,9 +237,18 @@ def cold_starts(data_dir: Path) -> dict:
             wait_for_page(port)
             serves.append(time.perf_counter() - started)
         finally:
-            server.send_signal(signal.SIGINT)
-            server.wait(timeout=30)
+            stop(server)
     return {"cold_ask_s": statistics.median(asks), "cold_serve_s": statistics.median(serves)}
+
+
+def stop(server: subprocess.Popen) -> None:
+    """Ctrl-C, as a user stops it; killed if it has not exited 10 s later."""
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 def wait_for_page(port: int, timeout: float = 120) -> None:
@@ -277,18 +299,39 @@ def concurrent_clients(data_dir: Path, clients: int = 20, per_client: int = 10) 
         elapsed = time.perf_counter() - started
         serve_peak = peak_rss_mb(server.pid)
     finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
+        stop(server)
     p50, p95 = percentiles(latencies) if latencies else (float("nan"), float("nan"))
     return {"clients": clients, "answered": len(latencies), "failures": len(failures), "client_p50_ms": p50,
             "client_p95_ms": p95, "questions_per_s": len(latencies) / elapsed,
             "serve_rss_after_start_mb": after_start, "serve_peak_mb": serve_peak}
 
 
+def app_swaps(data_dir: Path, swaps: int = 20) -> dict:
+    """The app's memory as documents are swapped: an upload added, re-indexed, removed, re-indexed, ..."""
+    from qa import Assistant
+    from ui.app import App
+    from ui.library import Library
+
+    article = data_dir / "incoming.txt"
+    write_articles(squad_articles(1), data_dir / "article")
+    shutil.copy(data_dir / "article" / "00.txt", article)
+    library = Library(data_dir, [ROOT / "seeds"])
+    app = App(Assistant(library.files(), data_dir=data_dir, rebuild="stale").load(), library)
+    rss = []
+    for n in range(swaps):
+        if n % 2 == 0:
+            library.add_upload(article, "article.txt")
+        else:
+            library.remove(next(p for p in library.files() if library.is_upload(p)))
+        app.reindex(lambda *args, **kwargs: None)
+        rss.append(current_rss_mb())
+    return {"swaps": swaps, "rss_after_first_swap_mb": rss[0], "rss_after_last_swap_mb": rss[-1]}
+
+
 # --- the table ---
 
 COLUMNS = [("corpus", "{}"), ("sentences", "{:,}"), ("dense", "{}"), ("build_s", "{:.1f}"), ("rate", "{:,.0f}"),
-           ("open_s", "{:.2f}"), ("p50_ms", "{:.1f}"), ("p95_ms", "{:.1f}"), ("retrieval_p50_ms", "{:.1f}"),
+           ("open_s", "{:.2f}"), ("verify_s", "{:.2f}"), ("p50_ms", "{:.1f}"), ("p95_ms", "{:.1f}"), ("retrieval_p50_ms", "{:.1f}"),
            ("retrieval_p95_ms", "{:.1f}"), ("recall_at_10", "{:.3f}"), ("peak_mb", "{:,.0f}"),
            ("disk_mb", "{:,.1f}")]
 
@@ -310,12 +353,16 @@ def main() -> int:
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--serve-synthetic", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--swaps", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     if args.one:
         measure = measure_synthetic if args.one in SYNTHETIC else measure_real
         print(json.dumps({"corpus": args.one, **measure(args.one, args.data_dir)}))
+        return 0
+    if args.swaps:
+        print(json.dumps(app_swaps(args.data_dir)))
         return 0
     if args.serve_synthetic:
         print(json.dumps(serve_synthetic(args.serve_synthetic, args.data_dir)))
@@ -331,12 +378,19 @@ def main() -> int:
                 print(result.stderr[-3000:], file=sys.stderr)
                 continue
             rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
         finally:
             shutil.rmtree(data_dir, ignore_errors=True)
     data_dir = Path(tempfile.mkdtemp(prefix="qa-bench-serve-"))
     print("measuring cold starts and concurrent clients ...", file=sys.stderr, flush=True)
     try:
         processes = {**cold_starts(data_dir), **concurrent_clients(data_dir)}
+        swapped = subprocess.run([sys.executable, __file__, "--swaps", "--data-dir", str(data_dir)],
+                                 capture_output=True, text=True)
+        if swapped.returncode:
+            print(swapped.stderr[-3000:], file=sys.stderr)
+        else:
+            processes.update(json.loads(swapped.stdout.strip().splitlines()[-1]))
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
     meta = {"date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(), "command": "make bench"}

@@ -390,3 +390,51 @@ def test_refused_uploads_say_why(browser, server, tmp_path):
     uploads = server.data / "uploads"
     assert not (uploads / "notes.exe").exists() and not (uploads / "latin1.txt").exists()
     assert not list(uploads.glob(".incoming-*"))
+
+
+def test_twenty_users_at_once_each_get_their_own_answers(server):
+    """Concurrent conversations through the API: no failure, and no user sees another's follow-up context."""
+    import urllib.request
+
+    subjects = [("Who is Ukraine's foreign minister?", "What did he urge?", "Sybiga"),
+                ("Which agency is interrogating the prisoners?", "What did it release?", "SBU")]
+    results, failures, lock = [], [], threading.Lock()
+
+    def user(n: int):
+        first, follow, subject = subjects[n % 2]
+        for _ in range(3):
+            body = json.dumps({"data": [follow, [first]]}).encode()
+            request = urllib.request.Request(f"{server.url}gradio_api/run/ask", body,
+                                             {"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=120) as response:
+                    answer = json.loads(response.read())["data"][0]
+                with lock:
+                    results.append((first, follow, answer))
+            except Exception as exc:  # counted: the assertion below names it
+                with lock:
+                    failures.append(repr(exc))
+
+    threads = [threading.Thread(target=user, args=(n,)) for n in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert failures == [] and len(results) == 60
+    for first, follow, answer in results:
+        assert answer["question"] == follow and answer["query"] == f"{first} {follow}"
+
+
+def test_two_hundred_thumbs_at_once_write_two_hundred_whole_lines(tmp_path):
+    library = Library(tmp_path / "data", [SEEDS])
+    turn = {"question": "Where?", "history": [], "docs": ["a.txt"],
+            "answer": {"answered": True, "kind": "answer", "quotes": [{"text": "In Kursk. " * 50, "doc": "a.txt"}]}}
+    threads = [threading.Thread(target=library.add_feedback, args=(feedback_record(turn, ("up", "down")[n % 2]),))
+               for n in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    records = [json.loads(line) for line in library.feedback_file.read_text(encoding="utf-8").splitlines()]
+    assert len(records) == 200 and all(r["question"] == "Where?" for r in records)
+    assert sorted(r["verdict"] for r in records) == ["down"] * 100 + ["up"] * 100

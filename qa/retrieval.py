@@ -5,7 +5,8 @@ the IDF-weighted share of the question's terms (stemmed, no stop words) that
 the sentence holds, plus a small bonus when it holds the kind of thing the
 question asks for (a place for "where", a number for "how many").  Both parts
 are absolute, so the score also serves as the confidence that decides
-abstention.  Candidates are the union of the FAISS top-N and the BM25 top-N.
+abstention.  Candidates are the union of the dense top-N and the term-coverage top-N
+of whichever store (``qa.store``) holds the index.
 
 Measured on SQuAD v1.1 dev (../shared/eval, 5,397 questions, one article per
 document, sentence-level hit@1): dense alone 0.577, BM25 alone 0.654, RRF of

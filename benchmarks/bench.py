@@ -264,7 +264,7 @@ def wait_for_page(port: int, timeout: float = 120) -> None:
 
 
 def concurrent_clients(data_dir: Path, clients: int = 20, per_client: int = 10) -> dict:
-    """Users asking at once through the app's HTTP API (POST /gradio_api/run/ask, what gradio_client's /ask calls)."""
+    """Users asking at once through the app's plain JSON API (POST /api/ask)."""
     env = {**os.environ, "QA_DATA_DIR": str(data_dir)}
     port = 7880
     server = subprocess.Popen(qa_command("serve", "--port", str(port)), env=env, stdout=subprocess.DEVNULL,
@@ -277,13 +277,13 @@ def concurrent_clients(data_dir: Path, clients: int = 20, per_client: int = 10) 
 
         def user(n: int):
             for i in range(per_client):
-                body = json.dumps({"data": [questions[(n + i) % len(questions)], None]}).encode()
-                request = urllib.request.Request(f"http://127.0.0.1:{port}/gradio_api/run/ask", body,
+                body = json.dumps({"question": questions[(n + i) % len(questions)]}).encode()
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/api/ask", body,
                                                  {"Content-Type": "application/json"})
                 t = time.perf_counter()
                 try:
                     with urllib.request.urlopen(request, timeout=60) as response:
-                        assert "quotes" in json.loads(response.read())["data"][0]
+                        assert "quotes" in json.loads(response.read())
                     with lock:
                         latencies.append((time.perf_counter() - t) * 1000)
                 except Exception as exc:  # every failure is counted, none stops the run
@@ -301,6 +301,8 @@ def concurrent_clients(data_dir: Path, clients: int = 20, per_client: int = 10) 
     finally:
         stop(server)
     p50, p95 = percentiles(latencies) if latencies else (float("nan"), float("nan"))
+    if failures:
+        print(f"{len(failures)} failures, e.g. {sorted(set(failures))[:3]}", file=sys.stderr)
     return {"clients": clients, "answered": len(latencies), "failures": len(failures), "client_p50_ms": p50,
             "client_p95_ms": p95, "questions_per_s": len(latencies) / elapsed,
             "serve_rss_after_start_mb": after_start, "serve_peak_mb": serve_peak}

@@ -92,8 +92,10 @@ def test_the_app_says_why_a_question_is_refused(seed_assistant, tmp_path):
     with pytest.warns(UserWarning, match="has no words to search for"):
         _, messages, turns, _ = app.respond("\U0001f389 ?!", [], [])
     assert messages == [] and turns == []
-    with pytest.raises(gr.Error, match="has no words to search for"):
+    with pytest.raises(ValueError, match="has no words to search for"):
         app.ask_json("???")
+    refused = app.ask_http({"question": "???"})
+    assert refused.status_code == 400 and b"has no words to search for" in refused.body
     _, messages, turns, _ = app.respond("Where were the North Korean \x1b[31msoldiers captured?", [], [])
     assert turns[0]["question"] == "Where were the North Korean soldiers captured?"
     assert turns[0]["answer"]["answer"] == KURSK
@@ -296,7 +298,7 @@ def test_ask_answers_without_any_network(data_dir, seed_assistant):
 @pytest.fixture(scope="module")
 def app_server(data_dir, seed_assistant):
     """The app, in this process, on a free loopback port."""
-    from ui.app import App, build, launch
+    from ui.app import App, launch
     from ui.library import Library
 
     data, assistant = data_dir, seed_assistant
@@ -304,8 +306,7 @@ def app_server(data_dir, seed_assistant):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    demo = build(App(assistant, Library(data, [SEEDS])))
-    launch(demo, port, prevent_thread_lock=True)
+    demo = launch(App(assistant, Library(data, [SEEDS])), port, prevent_thread_lock=True)
     yield f"http://127.0.0.1:{port}", data, assistant
     demo.close()
 

@@ -392,6 +392,30 @@ def test_refused_uploads_say_why(browser, server, tmp_path):
     assert not list(uploads.glob(".incoming-*"))
 
 
+def test_the_plain_json_api_answers_and_refuses_with_the_reason(server):
+    import urllib.error
+    import urllib.request
+
+    from gradio_client import Client
+
+    def post(body):
+        request = urllib.request.Request(f"{server.url}api/ask", json.dumps(body).encode(),
+                                         {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    status, answer = post({"question": "What did he urge?", "history": ["Who is Ukraine's foreign minister?"]})
+    assert status == 200 and "Sybiga" in answer["answer"] and answer["kind"] in ("answer", "possible")
+    status, refused = post({"question": "???"})
+    assert status == 400 and "has no words to search for" in refused["error"]
+    assert post({"history": []})[0] == 400
+    with pytest.raises(Exception, match="has no words to search for"):
+        Client(server.url, verbose=False).predict("???", None, api_name="/ask")
+
+
 def test_twenty_users_at_once_each_get_their_own_answers(server):
     """Concurrent conversations through the API: no failure, and no user sees another's follow-up context."""
     import urllib.request
@@ -403,12 +427,11 @@ def test_twenty_users_at_once_each_get_their_own_answers(server):
     def user(n: int):
         first, follow, subject = subjects[n % 2]
         for _ in range(3):
-            body = json.dumps({"data": [follow, [first]]}).encode()
-            request = urllib.request.Request(f"{server.url}gradio_api/run/ask", body,
-                                             {"Content-Type": "application/json"})
+            body = json.dumps({"question": follow, "history": [first]}).encode()
+            request = urllib.request.Request(f"{server.url}api/ask", body, {"Content-Type": "application/json"})
             try:
                 with urllib.request.urlopen(request, timeout=120) as response:
-                    answer = json.loads(response.read())["data"][0]
+                    answer = json.loads(response.read())
                 with lock:
                     results.append((first, follow, answer))
             except Exception as exc:  # counted: the assertion below names it

@@ -34,7 +34,7 @@ def serve(docs, model, data_dir, store, threshold, port):
         Assistant(library.files(), model=model, data_dir=data_dir, threshold=threshold, rebuild="stale", store=store))
 
     # Gradio costs seconds to import: only now, when the app is really wanted.
-    from .app import App, build, launch
+    from .app import App, launch
 
     app = App(assistant, library, model=model)
-    launch(build(app), port)
+    launch(app, port)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -61,7 +60,6 @@ class Assistant:
         self.built = False  # whether load() had to build (or, for Milvus, update) the index
         self.rebuilt_because: str | None = None  # why an existing index could not be used
         self.embedded = 0  # sentences embedded by load(); the rest came from the vector cache
-        self._remote_manifest: dict = {}
         self.retriever: HybridRetriever | None = None
 
     def load(self, progress: Callable[[str, int, int], None] | None = None) -> "Assistant":
@@ -86,8 +84,8 @@ class Assistant:
 
     @property
     def manifest(self) -> dict:
-        """What the index holds: model, documents, counts (and for the embedded store, its files and build time)."""
-        return self._remote_manifest if self.store_uri else self.index.manifest
+        """What the index holds: model, documents, counts (the embedded store adds its files and build time)."""
+        return self.index.manifest
 
     def _open_local(self, progress) -> None:
         self.index_dir = index_dir_for(self.documents, self.embedder.info, self.data_dir)
@@ -118,24 +116,9 @@ class Assistant:
         corpus = json.dumps(sorted(str(p.resolve()) for p in self.paths))
         store = MilvusStore(uri, self.embedder.info.id, self.embedder.dimension, corpus=corpus)
         segments = [s for d in self.documents for s in segment_document(d)]
-        embedded = []
-
-        def embed(texts):
-            embedded.append(len(texts))
-            return self.embedder.embed(texts)
-
-        self.built = store.sync(self.documents, segments, embed, progress)
-        self.embedded = sum(embedded)
+        self.built = store.sync(self.documents, segments, self.embedder.embed, progress)
+        self.embedded = store.embedded
         self.index, self.segments = store, segments
-        counts = Counter(s.doc_id for s in segments)
-        self._remote_manifest = {
-            "store": self.store_uri,
-            "model": {"id": self.embedder.info.id, "weights_sha256": self.embedder.info.weights_sha256,
-                      "dimension": self.embedder.dimension},
-            "documents": [{"id": d.id, "path": str(Path(d.path).resolve()), "title": d.title, "sha256": d.sha256,
-                           "chars": len(d.text), "sentences": counts[d.id]} for d in self.documents],
-            "counts": {"documents": len(self.documents), "segments": len(segments)},
-        }
 
     def ask(
         self,

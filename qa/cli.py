@@ -70,12 +70,15 @@ def corpus_options(f):
                      help="Where indexes are kept [env: QA_DATA_DIR; default ~/.local/share/qa].")(f)
     f = click.option("--model", default=DEFAULT_MODEL, show_default=True,
                      help="Model manifest name, manifest .json, or sentence-transformers directory.")(f)
-    f = click.option("--store", envvar="QA_STORE",
-                     help="Keep the index in Milvus: milvus:PATH.db (embedded) or milvus:http://HOST:19530 "
-                          "[env: QA_STORE; default: files in the data dir].")(f)
+    f = store_option(f)
     f = click.option("--docs", "docs", multiple=True, type=DOCUMENT_PATH,
                      help="Document file or folder (repeatable) [default: seeds/].")(f)
     return max_file_option(f)
+
+
+store_option = click.option(
+    "--store", envvar="QA_STORE", help="Keep the index in Milvus: milvus:PATH.db (embedded) or "
+                                       "milvus:http://HOST:19530 [env: QA_STORE; default: files in the data dir].")
 
 
 def _export_max_file_mb(ctx, param, value):
@@ -161,7 +164,7 @@ def emit(answer: Answer, as_json: bool):
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="QA_DATA_DIR",
               help="Where indexes are kept [env: QA_DATA_DIR].")
 @max_file_option
-@click.option("--store", envvar="QA_STORE", help="Index into Milvus: milvus:PATH.db or milvus:http://HOST:19530.")
+@store_option
 @click.option("--force", is_flag=True, help="Rebuild even when the index is up to date.")
 @click.option("--json", "as_json", is_flag=True, help="Print the index manifest as JSON.")
 def index(paths, model, data_dir, store, force, as_json):

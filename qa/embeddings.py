@@ -19,7 +19,6 @@ documents, ``qa eval`` opening many articles) costs no reload.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from . import checksums
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 MODELS_DIR = Path(os.environ.get("QA_MODELS_DIR", Path(__file__).resolve().parent.parent / "models"))
@@ -104,7 +105,7 @@ class _HashCache:
             known = self._entries.get(str(path))
             if known and known["stamp"] == stamp:
                 return known["sha256"]
-        digest = _sha256(path)
+        digest = checksums.sha256_file(path)
         with self._lock:
             self._entries[str(path)] = {"stamp": stamp, "sha256": digest}
             self._save()
@@ -128,11 +129,6 @@ _hashes = _HashCache()
 def file_sha256(path: Path) -> str:
     """The file's sha256, hashed only when the file changed since last time (see ``_HashCache``)."""
     return _hashes.sha256(path)
-
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _manifest_path(model: str) -> Path | None:

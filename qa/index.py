@@ -35,6 +35,7 @@ from typing import Callable
 
 import numpy as np
 
+from .checksums import sha256_file
 from .documents import Document
 from .embeddings import Embedder, ModelInfo
 from .locking import DirectoryLock
@@ -91,14 +92,6 @@ def vector_cache_for(model: ModelInfo, data_dir: str | Path | None = None) -> Ve
 
 def _crc(text: str) -> int:
     return zlib.crc32(text.encode("utf-8"))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class CorpusIndex:
@@ -201,7 +194,7 @@ class CorpusIndex:
                 for path in files:
                     _fsync(path)
                 self.manifest["files"] = {
-                    str(p.relative_to(tmp)): {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in files
+                    str(p.relative_to(tmp)): {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in files
                 }
                 # The manifest goes last: a directory without one is never opened.
                 (tmp / "manifest.json").write_text(json.dumps(self.manifest, indent=2), encoding="utf-8")
@@ -341,7 +334,7 @@ def verify_files(directory: Path, manifest: dict) -> None:
             if size != expected["bytes"]:
                 raise CorruptIndexError(f"{path} has {size} bytes, its manifest says {expected['bytes']}; "
                                         f"rebuild the index")
-            if _sha256(path) != expected["sha256"]:
+            if sha256_file(path) != expected["sha256"]:
                 raise CorruptIndexError(f"{path} does not match its manifest (sha256); rebuild the index")
         except OSError as exc:
             raise CorruptIndexError(f"{path} cannot be read ({exc.strerror}); rebuild the index") from None

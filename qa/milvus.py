@@ -45,6 +45,7 @@ from typing import Callable
 
 import numpy as np
 
+from .checksums import spans_sha256
 from .documents import Document
 from .segments import Segment
 from .store import CorruptIndexError, StaleIndexError, StoreUnavailableError
@@ -109,10 +110,6 @@ def _doc_key(doc_id: str, version: tuple[str, str]) -> str:
     return hashlib.blake2b(json.dumps([doc_id, *version]).encode("utf-8"), digest_size=8).hexdigest()
 
 
-def _spans_hash(segments: list[Segment]) -> str:
-    return hashlib.sha256(json.dumps([(s.start, s.end) for s in segments]).encode()).hexdigest()
-
-
 def _sparse(weights: dict[int, float]) -> dict[int, float]:
     return weights or {NO_TERMS: 1.0}
 
@@ -150,6 +147,8 @@ class MilvusStore:
         self._keys: dict[str, str] = {}  # document id -> key of its version in this corpus
         self._first: dict[str, int] = {}  # key -> corpus id of the document's first sentence
         self._df: Counter[int] = Counter()
+        self.embedded = 0  # sentences the last sync embedded; unchanged documents keep their rows
+        self.manifest: dict = {}  # what the last sync left: model, documents, counts
 
     # -- writing -----------------------------------------------------------
 
@@ -166,7 +165,7 @@ class MilvusStore:
         if not segments:
             raise ValueError("the documents hold no sentences to index")
         by_doc, starts = self._number(documents, segments)
-        wanted = {d.id: (d.sha256, _spans_hash(by_doc[d.id])) for d in documents}
+        wanted = {d.id: (d.sha256, spans_sha256(by_doc[d.id])) for d in documents}
         self._keys = {doc: _doc_key(doc, version) for doc, version in wanted.items()}
         if len(set(self._keys.values())) != len(documents):
             raise ValueError("two document ids hash to the same key; rename one of the files")
@@ -206,6 +205,14 @@ class MilvusStore:
                 f"Milvus collection {self.collection!r} at {self.uri} holds {rows} sentences, not the "
                 f"corpus's {len(segments)}: did another process sync it at the same time? Sync again."
             )
+        self.embedded = len(texts)
+        self.manifest = {
+            "store": f"milvus:{self.uri}", "collection": self.collection,
+            "model": {"id": self.model_id, "dimension": self.dimension},
+            "documents": [{"id": d.id, "path": str(Path(d.path).resolve()), "title": d.title, "sha256": d.sha256,
+                           "chars": len(d.text), "sentences": len(by_doc[d.id])} for d in documents],
+            "counts": {"documents": len(documents), "segments": len(segments)},
+        }
         return bool(fresh or removed)
 
     def close(self) -> None:

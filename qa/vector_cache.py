@@ -13,13 +13,13 @@ Layout: ``<data dir>/vectors/<model sha256[:16]>/<doc sha256>-<spans hash>.npy``
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .checksums import spans_sha256
 from .documents import Document
 from .segments import Segment
 
@@ -29,8 +29,7 @@ class VectorCache:
         self.directory = Path(directory)
 
     def _path(self, document: Document, segments: list[Segment]) -> Path:
-        spans = hashlib.sha256(json.dumps([(s.start, s.end) for s in segments]).encode()).hexdigest()[:16]
-        return self.directory / f"{document.sha256}-{spans}.npy"
+        return self.directory / f"{document.sha256}-{spans_sha256(segments)[:16]}.npy"
 
     def get(self, document: Document, segments: list[Segment], dimension: int) -> np.ndarray | None:
         path = self._path(document, segments)

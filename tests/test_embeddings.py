@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from qa import Assistant, ModelError, embeddings, load_documents, segment_document
+from qa import Assistant, ModelError, checksums, embeddings, load_documents, segment_document
 from qa.embeddings import Embedder, model_cache_dir, resolve_model
 from qa.onnx_model import ONNX_FILE, OnnxNetwork, export_dir, prepare
 
@@ -100,7 +100,7 @@ def test_a_damaged_export_is_made_again(tmp_path):
 def test_verified_files_are_not_hashed_again(monkeypatch):
     resolve_model()
     monkeypatch.setattr(embeddings._hashes, "_entries", None)  # as a new process would: read the record
-    monkeypatch.setattr(embeddings, "_sha256", lambda path: pytest.fail(f"{path} hashed again"))
+    monkeypatch.setattr(checksums, "sha256_file", lambda path: pytest.fail(f"{path} hashed again"))
     assert resolve_model().weights_sha256.startswith("53aa51172d142c89")
 
 

@@ -83,8 +83,6 @@ def test_the_engine_cleans_refuses_and_follows_up(seed_assistant):
 
 
 def test_the_app_says_why_a_question_is_refused(seed_assistant, tmp_path):
-    import gradio as gr
-
     from ui.app import App
     from ui.library import Library
 

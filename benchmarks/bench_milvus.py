@@ -129,7 +129,7 @@ def main() -> None:
             for call, run in [("dense_search", lambda: store.dense_search(vector, CANDIDATES)),
                               ("term_search", lambda: store.term_search(weights, CANDIDATES)),
                               ("vectors", lambda: store.vectors(ids)),
-                              ("term_scores", lambda: store.term_scores(weights, ids))]:
+                              ("term_presence", lambda: store.term_presence(list(weights), ids))]:
                 started = time.perf_counter()
                 run()
                 timings.setdefault(call, []).append(time.perf_counter() - started)

@@ -270,15 +270,15 @@ class CorpusIndex:
         order = np.argsort(-sums[held], kind="stable")
         return held[order], sums[held][order]
 
-    def term_scores(self, weights: dict[str, float], ids: np.ndarray) -> np.ndarray:
+    def term_presence(self, terms: list[str], ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64)
-        sums = np.zeros(len(ids), dtype=np.float32)
-        for term, weight in weights.items():
+        held = np.zeros((len(ids), len(terms)), dtype=bool)
+        for column, term in enumerate(terms):
             postings = self._postings(term)  # sorted sentence ids
             if len(postings):
                 at = np.minimum(np.searchsorted(postings, ids), len(postings) - 1)
-                sums += weight * (postings[at] == ids)
-        return sums
+                held[:, column] = postings[at] == ids
+        return held
 
 
 def _ready_ivf(dense) -> None:

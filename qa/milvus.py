@@ -409,11 +409,9 @@ class MilvusStore:
         return (np.array([i for i, _ in found], dtype=np.int64),
                 np.array([d for _, d in found], dtype=np.float32))
 
-    def term_scores(self, weights: dict[str, float], ids: np.ndarray) -> np.ndarray:
-        # The same inner product as term_search, over the candidates' fetched term vectors: a
-        # search filtered to "pk in [...]" costs milvus-lite a scan of every row per listed id.
-        query = self._query(weights)
-        if not query:
-            return np.zeros(len(ids), dtype=np.float32)
-        return np.array([sum(w * held.get(t, 0.0) for t, w in query.items()) for held in self._fetch(ids, "terms")],
-                        dtype=np.float32)
+    def term_presence(self, terms: list[str], ids: np.ndarray) -> np.ndarray:
+        # The candidates' fetched term vectors: a search filtered to "pk in [...]" costs
+        # milvus-lite a scan of every row per listed id.
+        keys = [term_id(t) for t in terms]
+        rows = self._fetch(ids, "terms") if len(keys) else [{} for _ in range(len(ids))]
+        return np.array([[held.get(k, 0.0) > 0 for k in keys] for held in rows], dtype=bool).reshape(len(ids), len(keys))

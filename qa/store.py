@@ -52,5 +52,5 @@ class Store(Protocol):
     def term_search(self, weights: dict[str, float], top: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``top`` sentences by the summed weight of the terms they hold (ids, sums), best first; sums > 0."""
 
-    def term_scores(self, weights: dict[str, float], ids: np.ndarray) -> np.ndarray:
-        """The summed weight of the terms each sentence of ``ids`` holds."""
+    def term_presence(self, terms: list[str], ids: np.ndarray) -> np.ndarray:
+        """Which of ``terms`` each sentence of ``ids`` holds: booleans, one row per id, one column per term."""

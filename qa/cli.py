@@ -267,11 +267,11 @@ def eval_command(testset, squad, docs, model, data_dir, store, threshold, limit,
     if (testset is None) == (squad is None):
         raise click.UsageError("give either TESTSET or --squad FILE")
     try:
+        squad_dir = Path(data_dir or default_data_dir()) / "squad"
         if squad is not None:
-            folder = Path(data_dir or default_data_dir()) / "squad" / squad.stem
-            items = evaluation.read_squad(squad, folder, limit)
+            items = evaluation.read_squad(squad, squad_dir / squad.stem, limit)
         else:
-            items = evaluation.read_testset(testset, limit)
+            items = evaluation.read_testset(testset, limit, squad_dir)
         previous = evaluation.load_previous(compare_to) if compare_to else None
     except evaluation.TestSetError as exc:
         raise click.ClickException(str(exc)) from None

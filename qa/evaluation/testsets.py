@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..index import default_data_dir
 from .squad_scores import normalize_answer
 
 
@@ -43,10 +45,15 @@ def _read_lines(path: Path, kind: str) -> list[str]:
         raise TestSetError(f"{path}: cannot be read ({exc})") from None
 
 
-def read_testset(path: str | Path, limit: int | None = None) -> list[TestItem]:
-    """Questions of a JSONL test set, in file order (the first ``limit`` of them)."""
+def read_testset(path: str | Path, limit: int | None = None, squad_dir: str | Path | None = None) -> list[TestItem]:
+    """Questions of a JSONL test set, in file order (the first ``limit`` of them).
+
+    A line's ``"squad"`` article is written under ``squad_dir`` (default
+    ``<data dir>/squad``) as ``--squad`` writes it, in a folder named after the file.
+    """
     path = Path(path)
     lines = _read_lines(path, "test-set")
+    articles = _SquadArticles(Path(squad_dir) if squad_dir is not None else None)
     items: list[TestItem] = []
     seen: dict[str, int] = {}
     for n, line in enumerate(lines, 1):
@@ -54,7 +61,7 @@ def read_testset(path: str | Path, limit: int | None = None) -> list[TestItem]:
             break
         if not line.strip():
             continue
-        item = _parse_line(path, n, line)
+        item = _parse_line(path, n, line, articles)
         if item.id in seen:
             raise TestSetError(f"{path}:{n}: id {item.id!r} already used on line {seen[item.id]}")
         seen[item.id] = n
@@ -64,7 +71,7 @@ def read_testset(path: str | Path, limit: int | None = None) -> list[TestItem]:
     return items
 
 
-def _parse_line(path: Path, n: int, line: str) -> TestItem:
+def _parse_line(path: Path, n: int, line: str, articles: "_SquadArticles") -> TestItem:
     where = f"{path}:{n}"
     try:
         row = json.loads(line)
@@ -90,6 +97,10 @@ def _parse_line(path: Path, n: int, line: str) -> TestItem:
         if not isinstance(docs, list) or not docs or not all(isinstance(d, str) for d in docs):
             raise TestSetError(f'{where}: "docs" must be a list of file or folder paths')
         docs = tuple((path.parent / d).resolve() for d in docs)
+    if "squad" in row:
+        if docs is not None:
+            raise TestSetError(f'{where}: give either "docs" or "squad", not both')
+        docs = (articles.document(where, path.parent, row["squad"], answers),)
     qid = row.get("id", f"line{n}")
     return TestItem(id=str(qid), question=question.strip(), answers=tuple(answers), history=tuple(history),
                     docs=docs, unanswerable=not answers)
@@ -103,28 +114,11 @@ def read_squad(path: str | Path, folder: str | Path, limit: int | None = None) -
     Files are rewritten only when their text changes, so indexes stay cached.
     """
     path, folder = Path(path), Path(folder)
-    lines = _read_lines(path, "SQuAD")
     items: list[TestItem] = []
-    for n, line in enumerate(lines, 1):
+    for n, where, title, paragraphs, qas in _articles(path):
         if limit is not None and len(items) >= limit:
             break
-        if not line.strip():
-            continue
-        where = f"{path}:{n}"
-        try:
-            article = json.loads(line)
-            title, paragraphs, qas = article["title"], article["paragraphs"], article["qas"]
-        except ValueError as exc:
-            raise TestSetError(f"{where}: not valid JSON ({exc})") from None
-        except (KeyError, TypeError):
-            raise TestSetError(f'{where}: expected an article {{"title", "paragraphs", "qas"}}') from None
-        offsets, pos = [], 0
-        for p in paragraphs:
-            offsets.append(pos)
-            pos += len(p) + 2
-        text = "\n\n".join(paragraphs) + "\n"
-        doc_path = folder / f"{_safe_name(title) or f'article{n}'}.txt"
-        _write_if_changed(doc_path, text)
+        doc_path, offsets = _write_article(folder, title, paragraphs, n)
         for qa in qas:
             if limit is not None and len(items) >= limit:
                 break
@@ -132,6 +126,65 @@ def read_squad(path: str | Path, folder: str | Path, limit: int | None = None) -
     if not items:
         raise TestSetError(f"{path}: holds no questions")
     return items
+
+
+def _articles(path: Path):
+    """(line number, "file:line", title, paragraphs, qas) of each article of a SQuAD file."""
+    for n, line in enumerate(_read_lines(path, "SQuAD"), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            article = json.loads(line)
+            yield n, where, article["title"], article["paragraphs"], article["qas"]
+        except ValueError as exc:
+            raise TestSetError(f"{where}: not valid JSON ({exc})") from None
+        except (KeyError, TypeError):
+            raise TestSetError(f'{where}: expected an article {{"title", "paragraphs", "qas"}}') from None
+
+
+def _write_article(folder: Path, title: str, paragraphs: list[str], n: int) -> tuple[Path, list[int]]:
+    """The article as one document, its paragraphs joined by blank lines, and each paragraph's offset."""
+    offsets, pos = [], 0
+    for p in paragraphs:
+        offsets.append(pos)
+        pos += len(p) + 2
+    doc_path = folder / f"{_safe_name(title) or f'article{n}'}.txt"
+    _write_if_changed(doc_path, "\n\n".join(paragraphs) + "\n")
+    return doc_path, offsets
+
+
+class _SquadArticles:
+    """The SQuAD articles test-set lines name (``"squad": {"file", "title"}``), each file read once."""
+
+    def __init__(self, folder: Path | None):
+        self.folder = folder
+        self.files: dict[Path, dict[str, tuple[int, list[str]]]] = {}
+
+    def document(self, where: str, base: Path, spec, answers: list[str]) -> Path:
+        """The article's document (written as ``read_squad`` writes it), after checking the answers are in it."""
+        if not isinstance(spec, dict) or not all(isinstance(spec.get(k), str) for k in ("file", "title")):
+            raise TestSetError(f'{where}: "squad" must be {{"file": "path/to/squad.jsonl" (relative to the '
+                               f'test set), "title": "an article title"}}')
+        file = (base / spec["file"]).resolve()
+        if file not in self.files:
+            if not file.is_file():
+                raise TestSetError(f'{where}: "squad" file {spec["file"]} not found (looked for {file}; '
+                                   f'the path is relative to the test set)')
+            self.files[file] = {title: (n, paragraphs) for n, _, title, paragraphs, _ in _articles(file)}
+        titles = self.files[file]
+        if spec["title"] not in titles:
+            close = difflib.get_close_matches(spec["title"], titles, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"its titles: {', '.join(sorted(titles))}"
+            raise TestSetError(f'{where}: no article titled {spec["title"]!r} in {spec["file"]}: {hint}')
+        n, paragraphs = titles[spec["title"]]
+        text = "\n\n".join(paragraphs)
+        for a in answers:
+            if a not in text:
+                raise TestSetError(f'{where}: answer {a!r} is not in article {spec["title"]!r} word for word: '
+                                   f'copy it from the article')
+        folder = (self.folder if self.folder is not None else default_data_dir() / "squad") / file.stem
+        return _write_article(folder, spec["title"], paragraphs, n)[0].resolve()
 
 
 def _squad_item(where: str, qa, doc_path: Path, paragraphs: list[str], offsets: list[int]) -> TestItem:

@@ -123,22 +123,43 @@ class Assistant:
     def ask(
         self,
         question: str,
-        history: Sequence[str | Answer] = (),
+        history: Sequence[str | Answer | dict] = (),
         k: int | None = None,
         threshold: float | None = None,
     ) -> Answer:
-        """Answer ``question``; ``history`` holds the earlier questions (or answers) of the conversation."""
+        """Answer ``question``; ``history`` holds the earlier turns of the conversation, oldest first.
+
+        A turn is its question, or better its ``Answer`` (or that answer's
+        ``to_dict()``, as the JSON API hands it back): a follow-up then favours
+        the neighbourhood of the previous answer's quote (``conversation.follow_on``).
+        """
         if self.retriever is None:
             raise RuntimeError("call load() before ask()")
-        history = [questions.clean(h.question if isinstance(h, Answer) else h) for h in history]
-        question = questions.check(question, follow_up=any(history))
+        turns = [_turn(h) for h in history]
+        question = questions.check(question, follow_up=any(t.question for t in turns))
         k = self.k if k is None else k
         if k < 1:
             raise ValueError(f"k={k}: ask for at least one quote")
         started = time.perf_counter()
-        context = conversation.context(question, history)
+        context = conversation.context(question, turns)
         query = f"{context} {question}" if context else question
         passages = self.retriever.retrieve(question, top_k=max(k, 10) * 2, context=context)
+        passages = conversation.follow_on(question, turns, passages)
         answer = compose(question, query, passages, self.documents_by_id, k,
                          self.threshold if threshold is None else threshold)
         return replace(answer, latency_ms=(time.perf_counter() - started) * 1000)
+
+
+def _turn(entry: str | Answer | dict) -> conversation.Turn:
+    """An earlier turn as the conversation reads it; a reply of "none" quoted only the closest passages."""
+    if isinstance(entry, Answer):
+        entry = {"question": entry.question, "kind": entry.kind,
+                 "quotes": [{"doc": q.doc, "position": q.position} for q in entry.quotes[:1]]}
+    if not isinstance(entry, dict):
+        return conversation.Turn(questions.clean(str(entry)))
+    question = questions.clean(str(entry.get("question", "")))
+    quotes = entry.get("quotes") or [None]
+    first = quotes[0] if entry.get("kind") in ("answer", "possible") else None
+    if not (isinstance(first, dict) and isinstance(first.get("doc"), str) and isinstance(first.get("position"), int)):
+        return conversation.Turn(question)
+    return conversation.Turn(question, first["doc"], first["position"])

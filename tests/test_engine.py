@@ -54,8 +54,9 @@ def test_follow_up_is_read_with_the_earlier_question(seed_assistant):
     first = seed_assistant.ask("Who is Ukraine's foreign minister?")
     follow_up = seed_assistant.ask("What did he urge?", history=[first])
     assert "more pressure on Moscow and Pyongyang" in follow_up.quotes[0].text
-    # Questions as plain strings work as history too.
-    assert seed_assistant.ask("What did he urge?", history=["Who is Ukraine's foreign minister?"]).quotes == follow_up.quotes
+    # Questions as plain strings work as history too (the Answer also favours its quote's neighbourhood).
+    by_question = seed_assistant.ask("What did he urge?", history=["Who is Ukraine's foreign minister?"])
+    assert by_question.quotes[0].text == follow_up.quotes[0].text
 
 
 def test_a_new_subject_is_not_mixed_with_the_old_one(seed_assistant):

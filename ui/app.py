@@ -114,7 +114,9 @@ class App:
         _, assistant = self.holder.current()
         if isinstance(history, str):
             history = json.loads(history) if history.strip().startswith("[") else [history]
-        return assistant.ask(question or "", history=[str(h) for h in (history or [])]).to_dict()
+        # An earlier turn is its question, or the JSON this API answered it with (which carries its quotes).
+        history = [h if isinstance(h, dict) else str(h) for h in (history or [])]
+        return assistant.ask(question or "", history=history).to_dict()
 
     def ask_http(self, body: dict):
         """``POST /api/ask`` {"question", "history"}: the JSON of ``qa ask --json``, or 400 {"error"}."""
@@ -122,7 +124,8 @@ class App:
 
         question, history = body.get("question"), body.get("history") or []
         if not isinstance(question, str) or not isinstance(history, list):
-            return JSONResponse({"error": 'send {"question": "...", "history": ["an earlier question", ...]}'},
+            return JSONResponse({"error": 'send {"question": "...", "history": '
+                                          '["an earlier question, or the JSON of its reply", ...]}'},
                                 status_code=400)
         try:
             return self.ask_json(question, history)
@@ -137,7 +140,8 @@ class App:
         gen, assistant = self.holder.current()
         history = [t["question"] for t in turns]
         try:
-            answer = assistant.ask(question, history=history)
+            # The earlier answers, not only their questions: a follow-up favours the previous quote's neighbourhood.
+            answer = assistant.ask(question, history=[t["answer"] for t in turns])
         except ValueError as exc:  # a refused question: say why, keep the chat and the question as they are
             gr.Warning(html.escape(str(exc)))  # toasts render HTML
             return gr.update(), messages, turns, gr.update()

@@ -114,14 +114,19 @@ def run_eval(items: Sequence[TestItem], assistants: dict, default_docs: Sequence
     """Ask every question once; records in the items' order.
 
     One untimed question per corpus first, so latencies are those of a warm
-    assistant (the first call pays for lazy initialisation).
+    assistant (the first call pays for lazy initialisation).  A follow-up's
+    ``history`` is asked first, turn by turn, and its Answers handed on as a
+    chat hands them.
     """
     for assistant in assistants.values():
         assistant.ask(items[0].question)
     records = []
     for n, item in enumerate(items, 1):
         assistant = assistants[corpus_key(item, default_docs)]
-        answer = assistant.ask(item.question, history=list(item.history), k=K_MAX)
+        history = []
+        for turn in item.history:
+            history.append(assistant.ask(turn, history=list(history)))
+        answer = assistant.ask(item.question, history=history, k=K_MAX)
         records.append(score_answer(item, answer, assistant.documents_by_id, shown=assistant.k))
         if progress:
             progress("questions", n, len(items))

@@ -14,6 +14,8 @@ from .evaluation import K_MAX, compute_metrics, coverage_curve, question_verdict
 ROWS = (
     ("hit@1", "hit@1 (answerable: correct quote first)", "rate"),
     ("hit@3", "hit@3 (correct quote in the first 3)", "rate"),
+    ("ranking_hit@1", "ranking hit@1 (correct quote first, whatever the reply's kind)", "rate"),
+    ("ranking_hit@3", "ranking hit@3", "rate"),
     ("mrr", "MRR (top 10)", "rate"),
     ("exact_match", "short answer exact match", "rate"),
     ("f1", "short answer F1", "rate"),

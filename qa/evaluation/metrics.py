@@ -50,6 +50,9 @@ def compute_metrics(records: Sequence[dict], threshold: float | None = None) -> 
         _rate(sum(1 for r in answerable if r["answered"] and r["rank"] is not None and r["rank"] <= k), len(answerable))
         for k in range(1, K_MAX + 1)
     ]
+    # The ranking alone: where the right sentence stands among the quotes, whatever the reply's kind.
+    ranked = [_rate(sum(1 for r in answerable if r["rank"] is not None and r["rank"] <= k), len(answerable))
+              for k in (1, 3)]
     mrr = _rate(sum(1 / r["rank"] for r in answerable if r["answered"] and r["rank"]), len(answerable))
     shorts = [r for r in answerable if r["answered"] and r.get("short_answer") is not None]
     em = _rate(sum(best_over(exact_match_score, r["short_answer"], r["expected"]) for r in shorts), len(shorts))
@@ -73,6 +76,8 @@ def compute_metrics(records: Sequence[dict], threshold: float | None = None) -> 
     return {
         "hit@1": hits[0],
         "hit@3": hits[2],
+        "ranking_hit@1": ranked[0],
+        "ranking_hit@3": ranked[1],
         "mrr": mrr,
         "exact_match": em,
         "f1": f1,

@@ -1,0 +1,157 @@
+"""Reading each sentence after the one before it: chosen on half the articles, tested on the other.
+
+    .venv/bin/python benchmarks/context_units.py [--squad FILE]
+
+SQuAD v1.1's public articles are split by position (even / odd).  On each
+half, a grid of settings is scored; the best is tested on the other half, so
+every question is judged by settings chosen without its article.  A setting:
+the share of the cosine taken with the sum of the sentence's and its
+predecessor's vectors ("sum"; "text" embeds the two sentences as one text,
+which costs a second embedding per sentence); the weight of a question term
+found only in the sentence before, only in the sentence after, only in the
+article's title, or only elsewhere in the paragraph; and the share of the
+cosine taken with the paragraph's mean vector.  The engine's formula is
+``(cosine + coverage) / 2 + 0.04 * type`` (qa/retrieval.py).  Neighbours
+are taken within a paragraph; ``--across-paragraphs`` lifts that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import pickle
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+V11 = ROOT.parent / "shared" / "eval" / "squad_v1.1_dev_public.jsonl"
+
+BASE = (0.0, "sum", 0.0, 0.0, 0.0, 0.0, 0.0)
+SHIPPED = (0.5, "sum", 0.5, 0.0, 0.0, 0.0, 0.0)  # qa.retrieval.CONTEXT_COSINE, PREVIOUS_TERM_WEIGHT
+GRID = [p for p in itertools.product([0, .25, .5], ["sum", "text"], [0, .25, .5], [0, .25], [0, .25], [0, .15],
+                                     [0, .15]) if not (p[0] == 0 and p[1] == "text")]
+
+
+def embedded(path: Path) -> list[dict]:
+    """Per article: sentences split within paragraphs as the engine does, their vectors, questions."""
+    import json
+
+    from qa.embeddings import Embedder
+    from qa.segments import split_sentences
+    from qa.terms import tokenize
+
+    cache = Path(tempfile.gettempdir()) / f"qa-context-{path.stem}.pkl"
+    if cache.exists():
+        return pickle.loads(cache.read_bytes())
+    embedder = Embedder().load()
+    data = []
+    for line in path.open(encoding="utf-8"):
+        article = json.loads(line)
+        spans, paragraph, offset = [], [], 0
+        for p, text in enumerate(article["paragraphs"]):
+            spans += [(offset + s, offset + e) for s, e in split_sentences(text)]
+            paragraph += [p] * (len(spans) - len(paragraph))
+            offset += len(text) + 2
+        text = "\n\n".join(article["paragraphs"])
+        sentences = [text[s:e] for s, e in spans]
+        pairs = [(sentences[i - 1] + " " if i and paragraph[i - 1] == paragraph[i] else "") + sentences[i]
+                 for i in range(len(sentences))]
+        starts = np.cumsum([0] + [len(p) + 2 for p in article["paragraphs"]])
+        gold = [[(starts[a["paragraph"]] + a["answer_start"], starts[a["paragraph"]] + a["answer_start"] + len(a["text"]))
+                 for a in q["answers"]] for q in article["qas"]]
+        questions = [q["question"] for q in article["qas"]]
+        data.append(dict(spans=spans, paragraph=np.array(paragraph), sentences=sentences,
+                         tokens=tokenize(sentences), vectors=embedder.embed(sentences),
+                         pair_vectors=embedder.embed(pairs), questions=questions,
+                         question_tokens=tokenize(questions), question_vectors=embedder.embed(questions),
+                         title_tokens=tokenize([article["title"].replace("_", " ")])[0], gold=gold))
+        print(f"embedded {article['title']}", file=sys.stderr)
+    cache.write_bytes(pickle.dumps(data))
+    return data
+
+
+def signals(data: list[dict], across_paragraphs: bool) -> list[dict]:
+    """Per answerable question: every sentence's cosines and which question terms it and its neighbours hold."""
+    from qa.answer_types import answer_type
+
+    out = []
+    for a, d in enumerate(data):
+        n, para = len(d["sentences"]), d["paragraph"]
+        linked = np.ones(n, dtype=bool) if across_paragraphs else np.r_[False, para[1:] == para[:-1]]
+        prev = np.where(linked & (np.arange(n) > 0), np.arange(n) - 1, -1)
+        nxt = np.r_[np.where(linked[1:], np.arange(1, n), -1), -1]
+        df = Counter(t for tokens in d["tokens"] for t in set(tokens))
+        held_sets = [set(t) for t in d["tokens"]]
+        summed = d["vectors"] + np.where(prev[:, None] >= 0, d["vectors"][prev], 0)
+        summed /= np.linalg.norm(summed, axis=1, keepdims=True)
+        mean = np.zeros((para.max() + 1, d["vectors"].shape[1]))
+        np.add.at(mean, para, d["vectors"])
+        mean /= np.linalg.norm(mean, axis=1, keepdims=True)
+        for qi, question in enumerate(d["questions"]):
+            if not d["gold"][qi]:
+                continue
+            terms = list(dict.fromkeys(d["question_tokens"][qi]))
+            idf = np.array([np.log(1 + (n - df.get(t, 0) + .5) / (df.get(t, 0) + .5)) for t in terms])
+            held = np.array([[t in s for s in held_sets] for t in terms], dtype=float).reshape(len(terms), n)
+            in_paragraph = np.zeros((len(terms), para.max() + 1))
+            for j in range(len(terms)):
+                np.maximum.at(in_paragraph[j], para, held[j])
+            q = d["question_vectors"][qi]
+            wanted = answer_type(question)
+            out.append(dict(
+                article=a, weights=idf / idf.sum() if idf.sum() else idf, held=held,
+                prev=np.where(prev >= 0, held[:, prev], 0), next=np.where(nxt >= 0, held[:, nxt], 0),
+                title=np.array([[t in d["title_tokens"]] for t in terms], dtype=float) * np.ones((1, n)),
+                paragraph=in_paragraph[:, para], cosine=d["vectors"] @ q, sum=summed @ q,
+                text=d["pair_vectors"] @ q, paragraph_cosine=(mean @ q)[para],
+                type=np.array([bool(wanted and wanted.holds.search(s)) for s in d["sentences"]], dtype=float),
+                correct=np.array([any(s <= gs and ge <= e for gs, ge in d["gold"][qi]) for s, e in d["spans"]])))
+    return out
+
+
+def score(q: dict, setting: tuple) -> np.ndarray:
+    share, pair, w_prev, w_next, w_title, w_paragraph, share_paragraph = setting
+    cosine = (1 - share - share_paragraph) * q["cosine"] + share * q[pair] + share_paragraph * q["paragraph_cosine"]
+    held = q["held"]
+    for weight, name in ((w_prev, "prev"), (w_next, "next"), (w_title, "title"), (w_paragraph, "paragraph")):
+        held = np.maximum(held, weight * q[name])
+    coverage = q["weights"] @ held if len(q["weights"]) else 0.0
+    return (cosine + coverage) / 2 + 0.04 * q["type"]
+
+
+def hits(questions: list[dict], setting: tuple) -> np.ndarray:
+    """hit@1 and hit@3 over ``questions``."""
+    found = np.zeros(2)
+    for q in questions:
+        order = np.argsort(-score(q, setting), kind="stable")
+        found += q["correct"][order[0]], q["correct"][order[:3]].any()
+    return found / len(questions)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--squad", type=Path, default=V11)
+    parser.add_argument("--across-paragraphs", action="store_true")
+    args = parser.parse_args()
+    questions = signals(embedded(args.squad), args.across_paragraphs)
+    halves = [[q for q in questions if q["article"] % 2 == h] for h in (0, 1)]
+    tested = {"chosen on the other half": np.zeros(2), "engine before": np.zeros(2), "shipped": np.zeros(2)}
+    for h in (0, 1):
+        chosen = max(GRID, key=lambda s: tuple(hits(halves[h], s)))
+        test = halves[1 - h]
+        print(f"chosen on half {h}: {chosen}; on half {1 - h}: hit@1/hit@3 {hits(test, chosen).round(4)} "
+              f"(engine before {hits(test, BASE).round(4)})")
+        for name, setting in (("chosen on the other half", chosen), ("engine before", BASE), ("shipped", SHIPPED)):
+            tested[name] += hits(test, setting) * len(test)
+    for name, found in tested.items():
+        print(f"{name:26s} hit@1 {found[0] / len(questions):.4f}  hit@3 {found[1] / len(questions):.4f}  "
+              f"({len(questions)} questions)")
+
+
+if __name__ == "__main__":
+    main()

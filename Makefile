@@ -5,7 +5,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup chromium run test index train clean
+.PHONY: setup chromium run test stress bench index train train-embedder clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -42,6 +42,11 @@ index: setup
 # Refit models/answerability.weights.json and its manifest from ../shared/eval (a few minutes).
 train: setup
 	$(PY) -m qa.training.answerability
+
+# Refit the fine-tuned embedder in models/ from ../shared/eval (CPU: about 10 minutes on 2 quiet
+# cores); then `make train`, since the answerability evidence depends on the vectors.
+train-embedder: setup
+	$(PY) -m qa.training.embedder
 
 clean:
 	rm -rf $(VENV) .pytest_cache

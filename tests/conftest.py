@@ -75,11 +75,11 @@ def model_copy(tmp_path):
     import json
     import shutil
 
-    from qa.embeddings import MODELS_DIR, resolve_model
+    from qa.embeddings import DEFAULT_MODEL, MODELS_DIR, resolve_model
 
     copy = tmp_path / "model"
     shutil.copytree(resolve_model().path, copy)
-    manifest = json.loads((MODELS_DIR / "all-MiniLM-L6-v2.json").read_text())
+    manifest = json.loads((MODELS_DIR / f"{DEFAULT_MODEL}.json").read_text())
     manifest["source"] = {"path": str(copy)}
     manifest_path = tmp_path / "minilm.json"
     manifest_path.write_text(json.dumps(manifest))

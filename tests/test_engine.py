@@ -5,7 +5,7 @@ import json
 import pytest
 
 from qa import Assistant, MissingIndexError, ModelError, StaleIndexError
-from qa.embeddings import resolve_model
+from qa.embeddings import DEFAULT_MODEL, MODELS_DIR, resolve_model
 
 from conftest import SEED_ARTICLE, SEEDS
 
@@ -100,8 +100,9 @@ def test_index_directory_is_readable_and_complete(seed_assistant):
     assert sorted(manifest["files"]) == ["bm25/data.csc.index.npy", "bm25/indices.csc.index.npy",
                                          "bm25/indptr.csc.index.npy", "bm25/params.index.json",
                                          "bm25/vocab.index.json", "dense.faiss", "segments.json"]
-    assert manifest["model"]["id"] == "all-MiniLM-L6-v2"
-    assert manifest["model"]["weights_sha256"].startswith("53aa51172d142c89")
+    shipped = json.loads((MODELS_DIR / f"{DEFAULT_MODEL}.json").read_text())
+    assert manifest["model"]["id"] == DEFAULT_MODEL == "all-MiniLM-L6-v2-squad"
+    assert manifest["model"]["weights_sha256"] == shipped["files"][shipped["weights"]]
     assert manifest["documents"][0]["sentences"] == manifest["counts"]["segments"] == 17
     # No temporary or old copies are left beside it after a save.
     assert [p.name for p in directory.parent.iterdir() if p.name.startswith(f".{directory.name}.")] in (

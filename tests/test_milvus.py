@@ -36,7 +36,7 @@ SQUAD = ROOT.parent / "shared" / "eval" / "squad_v1.1_dev_public.jsonl"
 
 @pytest.fixture(scope="module")
 def embedder():
-    return Embedder("all-MiniLM-L6-v2").load()
+    return Embedder().load()
 
 
 class Counting:

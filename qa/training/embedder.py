@@ -1,0 +1,157 @@
+"""Fine-tune the sentence embedder on SQuAD v1.1's public articles and write it to ``models/``.
+
+    .venv/bin/python -m qa.training.embedder            # or: make train-embedder
+    .venv/bin/python -m qa.training.embedder --half 0 --out /tmp/tuned-0
+
+Starting from the verified all-MiniLM-L6-v2, one epoch of multiple-negatives
+ranking: each question is paired with its answer sentence and, as a hard
+negative, the sentence of its article the base model finds most similar,
+and learns to pick its own sentence among all 64 of its batch of 32.  The
+weights are written in fp16 (half the bytes, same vectors to four decimals)
+with a manifest like the base model's: the sha256 of every file, the base
+model, the training data and its license (SQuAD: CC BY-SA 4.0; the base
+model: Apache-2.0).  ``--half 0`` / ``--half 1`` trains on the even / odd
+articles only, for the cross-validated figures of
+``benchmarks/context_units.py --model``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..embeddings import BASE_MODEL, DEFAULT_MODEL, MODELS_DIR, resolve_model
+from ..segments import split_sentences
+
+ROOT = Path(__file__).resolve().parents[2]
+SQUAD = ROOT.parent / "shared" / "eval" / "squad_v1.1_dev_public.jsonl"
+COMMAND = ".venv/bin/python -m qa.training.embedder"
+BATCH = 32
+LEARNING_RATE = 2e-5
+SCALE = 20.0  # cosine -> logit, as sentence-transformers' MultipleNegativesRankingLoss
+SEED = 0
+
+
+def articles(path: Path) -> list[dict]:
+    """Per article: its sentences split within paragraphs as the engine splits them, and for each
+    answerable question the sentences covering a gold answer."""
+    out = []
+    for line in path.open(encoding="utf-8"):
+        article = json.loads(line)
+        sentences, gold_spans = [], []
+        for p, text in enumerate(article["paragraphs"]):
+            sentences += [(p, s, e, text[s:e]) for s, e in split_sentences(text)]
+        for q in article["qas"]:
+            right = [i for i, (p, s, e, _) in enumerate(sentences)
+                     if any(a["paragraph"] == p and s <= a["answer_start"] and a["answer_start"] + len(a["text"]) <= e
+                            for a in q["answers"])]
+            if right:
+                gold_spans.append((q["question"], right))
+        out.append({"title": article["title"], "sentences": [t for *_, t in sentences], "questions": gold_spans})
+    return out
+
+
+def examples(model, data: list[dict]) -> list[tuple[str, str, str]]:
+    """(question, answer sentence, hard negative) for every answerable question of ``data``."""
+    rows = []
+    for article in data:
+        sentences = model.encode(article["sentences"], batch_size=64, normalize_embeddings=True)
+        questions = model.encode([q for q, _ in article["questions"]], batch_size=64, normalize_embeddings=True)
+        for (question, right), vector in zip(article["questions"], questions):
+            similarity = sentences @ vector
+            similarity[right] = -np.inf
+            rows.append((question, article["sentences"][right[0]], article["sentences"][int(np.argmax(similarity))]))
+    return rows
+
+
+def train(data: list[dict], progress=print):
+    """The base model after one epoch over ``data``'s questions."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.manual_seed(SEED)
+    rng = random.Random(SEED)
+    model = SentenceTransformer(str(resolve_model(BASE_MODEL).path), device="cpu", local_files_only=True)
+    rows = examples(model, data)
+    rng.shuffle(rows)
+    steps = len(rows) // BATCH
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
+    # Linear warm-up over the first tenth, then linear decay to zero.
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / max(1, steps // 10)) * (steps - s) / steps)
+    model.train()
+    started = time.perf_counter()
+    for step in range(steps):
+        batch = rows[step * BATCH:(step + 1) * BATCH]
+        questions = model(model.preprocess([q for q, _, _ in batch]))["sentence_embedding"]
+        sentences = model(model.preprocess([s for _, s, _ in batch] + [n for _, _, n in batch]))["sentence_embedding"]
+        loss = torch.nn.functional.cross_entropy(SCALE * questions @ sentences.T, torch.arange(len(batch)))
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+        if (step + 1) % 10 == 0 or step + 1 == steps:
+            progress(f"step {step + 1}/{steps}  loss {loss.item():.3f}  {time.perf_counter() - started:.0f} s")
+    model.eval()
+    return model, len(rows)
+
+
+def save(model, out: Path) -> dict:
+    """The model in fp16 under ``out`` (its config still says float32, so loaders compute in fp32)."""
+    model.half()
+    model.save(str(out))
+    (out / "README.md").unlink(missing_ok=True)  # a generated model card with dates: not reproducible
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    for key in ("dtype", "torch_dtype"):
+        if key in config:
+            config[key] = "float32"
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--squad", type=Path, default=SQUAD)
+    parser.add_argument("--half", type=int, choices=(0, 1), help="train on the even (0) or odd (1) articles only")
+    parser.add_argument("--out", type=Path, help=f"model folder (default: models/{DEFAULT_MODEL}, with its manifest)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    data = articles(args.squad)
+    if args.half is not None:
+        data = data[args.half::2]
+    out = args.out or MODELS_DIR / DEFAULT_MODEL
+    model, n = train(data, progress=lambda line: print(line, file=sys.stderr))
+    files = save(model, out)
+    if args.out is None:
+        base = json.loads((MODELS_DIR / f"{BASE_MODEL}.json").read_text(encoding="utf-8"))
+        manifest = {
+            "name": DEFAULT_MODEL,
+            "description": f"{BASE_MODEL} fine-tuned on SQuAD v1.1 questions and their answer sentences "
+                           "(one epoch, multiple-negatives ranking loss, one hard negative each); fp16",
+            "source": {"path": DEFAULT_MODEL, "command": COMMAND},
+            "base_model": {"name": BASE_MODEL, "upstream": base["upstream"], "revision": base["revision"],
+                           "license": base["license"]},
+            "training_data": f"SQuAD v1.1 dev, the {len(data)} public articles of ../shared/eval/{args.squad.name} "
+                             f"({n} questions; Rajpurkar et al. 2016)",
+            "license": "CC-BY-SA-4.0 (weights derived from SQuAD) over the base model's Apache-2.0",
+            "weights": "model.safetensors",
+            "dimension": base["dimension"],
+            "max_seq_length": base["max_seq_length"],
+            "files": files,
+        }
+        (MODELS_DIR / f"{DEFAULT_MODEL}.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    print(f"{out}: {sum((out / f).stat().st_size for f in files) / 1e6:.1f} MB", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

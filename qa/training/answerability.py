@@ -24,6 +24,7 @@ import hashlib
 import json
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from ..index import default_data_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 SQUAD = ROOT.parent / "shared" / "eval" / "squad_v2.0_dev_public.jsonl"
+SQUAD_V11 = ROOT.parent / "shared" / "eval" / "squad_v1.1_dev_public.jsonl"  # what the embedder trains on
 WEIGHTS = "answerability.weights.json"
 COMMAND = ".venv/bin/python -m qa.training.answerability"
 # Each reply kind has a bar (issue 7): answers right >= 90% of the time;
@@ -50,12 +52,22 @@ COVERAGE_FLOOR = 0.85
 TOP_K = 20  # what Assistant.ask retrieves for k <= 10
 
 
-def collect(path: Path, data_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Features, right-first-quote labels, answerable labels and article of every question."""
+def collect(path: Path, data_dir: Path, embedder_for: Callable[[str], str] | None = None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Features, right-first-quote labels, answerable labels and article of every question.
+
+    ``embedder_for(title)`` names the embedder that reads each article (default: the shipped one).
+    """
     from ..assistant import Assistant
+    from ..embeddings import DEFAULT_MODEL
 
     items = read_squad(path, data_dir / "squad" / path.stem)
-    assistants = open_corpora(items, [], lambda paths: Assistant(paths, data_dir=data_dir, rebuild="stale"))
+    # Articles come in file order, one corpus each.
+    titles = [json.loads(line)["title"] for line in path.open(encoding="utf-8")]
+    corpora = list(dict.fromkeys(corpus_key(item, []) for item in items))
+    model = {key: embedder_for(title) if embedder_for else DEFAULT_MODEL for key, title in zip(corpora, titles)}
+    assistants = open_corpora(items, [], lambda paths: Assistant(
+        paths, model=model[tuple(str(p) for p in paths)], data_dir=data_dir, rebuild="stale"))
     documents = {d.id: d for a in assistants.values() for d in a.documents}
     rows, right, answerable, groups = [], [], [], []
     for item in items:
@@ -186,14 +198,26 @@ def write(model: AnswerabilityModel, cv: dict, out: Path) -> None:
     out.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
+def held_out_embedders(even: Path, odd: Path, v11: Path = SQUAD_V11) -> Callable[[str], str]:
+    """For each article, the embedder fine-tuned without it: ``even`` was trained on the v1.1
+    articles at even positions (``qa.training.embedder --half 0``), ``odd`` on the others."""
+    position = {json.loads(line)["title"]: n for n, line in enumerate(v11.open(encoding="utf-8"))}
+    return lambda title: str(odd if position[title] % 2 == 0 else even)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--squad", type=Path, default=SQUAD)
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=MANIFEST)
+    parser.add_argument("--held-out-embedders", nargs=2, type=Path, metavar=("EVEN", "ODD"),
+                        help="figures only, each article read by an embedder fine-tuned without it "
+                             "(the shipped one saw every article); writes nothing")
     args = parser.parse_args(argv)
-    model, cv = train(*collect(args.squad, args.data_dir or default_data_dir()))
-    write(model, cv, args.out)
+    embedder_for = held_out_embedders(*args.held_out_embedders) if args.held_out_embedders else None
+    model, cv = train(*collect(args.squad, args.data_dir or default_data_dir(), embedder_for))
+    if not args.held_out_embedders:
+        write(model, cv, args.out)
     json.dump(cv, sys.stdout, indent=2)
     print()
     return 0

@@ -7,8 +7,8 @@ Starting from the verified all-MiniLM-L6-v2, one epoch of multiple-negatives
 ranking: each question is paired with its answer sentence and, as a hard
 negative, the sentence of its article the base model finds most similar,
 and learns to pick its own sentence among all 64 of its batch of 32.  The
-weights are written in fp16 (half the bytes, same vectors to four decimals)
-with a manifest like the base model's: the sha256 of every file, the base
+weights are written in fp16 (half the bytes: 45 MB, within the 50 MB the
+project allows in git) with a manifest like the base model's: the sha256 of every file, the base
 model, the training data and its license (SQuAD: CC BY-SA 4.0; the base
 model: Apache-2.0).  ``--half 0`` / ``--half 1`` trains on the even / odd
 articles only, for the cross-validated figures of

@@ -18,7 +18,6 @@ articles only, for the cross-validated figures of
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import checksums
 from ..embeddings import BASE_MODEL, DEFAULT_MODEL, MODELS_DIR, resolve_model
 from ..segments import split_sentences
 
@@ -41,21 +41,20 @@ SEED = 0
 
 
 def articles(path: Path) -> list[dict]:
-    """Per article: its sentences split within paragraphs as the engine splits them, and for each
-    answerable question the sentences covering a gold answer."""
+    """Per article: its sentences split within paragraphs as the engine splits them, each one's
+    paragraph number, and for each question with answers the sentences covering one (maybe none:
+    a split can cut an answer in two)."""
     out = []
     for line in path.open(encoding="utf-8"):
         article = json.loads(line)
-        sentences, gold_spans = [], []
-        for p, text in enumerate(article["paragraphs"]):
-            sentences += [(p, s, e, text[s:e]) for s, e in split_sentences(text)]
-        for q in article["qas"]:
-            right = [i for i, (p, s, e, _) in enumerate(sentences)
-                     if any(a["paragraph"] == p and s <= a["answer_start"] and a["answer_start"] + len(a["text"]) <= e
-                            for a in q["answers"])]
-            if right:
-                gold_spans.append((q["question"], right))
-        out.append({"title": article["title"], "sentences": [t for *_, t in sentences], "questions": gold_spans})
+        sentences = [(p, s, e, text[s:e]) for p, text in enumerate(article["paragraphs"])
+                     for s, e in split_sentences(text)]
+        questions = [(q["question"], [i for i, (p, s, e, _) in enumerate(sentences)
+                                      if any(a["paragraph"] == p and s <= a["answer_start"]
+                                             and a["answer_start"] + len(a["text"]) <= e for a in q["answers"])])
+                     for q in article["qas"] if q["answers"]]
+        out.append({"title": article["title"], "sentences": [t for *_, t in sentences],
+                    "paragraphs": [p for p, *_ in sentences], "questions": questions})
     return out
 
 
@@ -66,6 +65,8 @@ def examples(model, data: list[dict]) -> list[tuple[str, str, str]]:
         sentences = model.encode(article["sentences"], batch_size=64, normalize_embeddings=True)
         questions = model.encode([q for q, _ in article["questions"]], batch_size=64, normalize_embeddings=True)
         for (question, right), vector in zip(article["questions"], questions):
+            if not right:
+                continue
             similarity = sentences @ vector
             similarity[right] = -np.inf
             rows.append((question, article["sentences"][right[0]], article["sentences"][int(np.argmax(similarity))]))
@@ -114,8 +115,7 @@ def save(model, out: Path) -> dict:
         if key in config:
             config[key] = "float32"
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(out.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(out)): checksums.sha256_file(p) for p in sorted(out.rglob("*")) if p.is_file()}
 
 
 def main(argv: list[str] | None = None) -> int:

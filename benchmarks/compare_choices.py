@@ -68,14 +68,15 @@ def segmenters():
 
 def cached(path: Path) -> list[dict]:
     """Per article: sentence spans, texts, tokens and vectors; questions, tokens, vectors, gold spans."""
-    cache = Path(tempfile.gettempdir()) / f"qa-choices-{path.stem}.pkl"
-    if cache.exists():
-        return pickle.loads(cache.read_bytes())
-    from qa.embeddings import Embedder
+    from qa.embeddings import BASE_MODEL, Embedder
     from qa.terms import tokenize
     from qa.segments import split_sentences
 
-    embedder = Embedder().load()
+    # The base model, as these figures were measured: the shipped one was fine-tuned on these articles.
+    cache = Path(tempfile.gettempdir()) / f"qa-choices-{path.stem}-{BASE_MODEL}.pkl"
+    if cache.exists():
+        return pickle.loads(cache.read_bytes())
+    embedder = Embedder(BASE_MODEL).load()
     data = []
     for article, text, gold in articles(path):
         spans = split_sentences(text)

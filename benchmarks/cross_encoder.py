@@ -44,7 +44,9 @@ Measured (2026-11-30, one epoch, the one H200 lease of that session; ``report``)
   0.872; engine score + weight x reader logit over its top n, weight and n
   chosen on the other half of the articles, 0.758 / 0.892.
   The shipped fine-tuned embedder gives 0.758 / 0.903 held out at no cost per
-  question; a reader costs ~60 ms for 10 candidates in int8 on these 2 cores
+  question; re-ranking the candidates of the two half-trained embedders
+  (``candidates --embedders``, ``report --other``) goes 0.756 / 0.900 ->
+  0.762 / 0.900; a reader costs ~60 ms for 10 candidates in int8 on these 2 cores
   (issue 7's measurement) and its weights (22 MB in fp16 beside the
   embedder's 45) would break the 50 MB budget.
 - SQuAD v2.0, answerable or not: AUC 0.58 for the reader's probability of

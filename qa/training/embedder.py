@@ -1,7 +1,7 @@
 """Fine-tune the sentence embedder on SQuAD v1.1's public articles and write it to ``models/``.
 
     .venv/bin/python -m qa.training.embedder            # or: make train-embedder
-    .venv/bin/python -m qa.training.embedder --half 0 --out /tmp/tuned-0 [--epochs 2]
+    .venv/bin/python -m qa.training.embedder --half 0 --out /tmp/tuned-0 [--epochs 2] [--negatives 3]
 
 Starting from the verified all-MiniLM-L6-v2, one epoch of multiple-negatives
 ranking: each question is paired with its answer sentence and, as a hard
@@ -58,8 +58,9 @@ def articles(path: Path) -> list[dict]:
     return out
 
 
-def examples(model, data: list[dict]) -> list[tuple[str, str, str]]:
-    """(question, answer sentence, hard negative) for every answerable question of ``data``."""
+def examples(model, data: list[dict], negatives: int = 1) -> list[tuple[str, str, list[str]]]:
+    """(question, answer sentence, its ``negatives`` hardest negatives: the sentences of its article
+    the model finds most similar) for every answerable question of ``data``."""
     rows = []
     for article in data:
         sentences = model.encode(article["sentences"], batch_size=64, normalize_embeddings=True)
@@ -69,19 +70,21 @@ def examples(model, data: list[dict]) -> list[tuple[str, str, str]]:
                 continue
             similarity = sentences @ vector
             similarity[right] = -np.inf
-            rows.append((question, article["sentences"][right[0]], article["sentences"][int(np.argmax(similarity))]))
+            hardest = np.argsort(-similarity, kind="stable")[:negatives]
+            rows.append((question, article["sentences"][right[0]], [article["sentences"][i] for i in hardest]))
     return rows
 
 
-def train(data: list[dict], progress=print, epochs: int = 1):
-    """The base model after ``epochs`` passes over ``data``'s questions (the shipped one: one)."""
+def train(data: list[dict], progress=print, epochs: int = 1, negatives: int = 1):
+    """The base model after ``epochs`` passes over ``data``'s questions, each with ``negatives``
+    hard negatives (the shipped one: one and one)."""
     import torch
     from sentence_transformers import SentenceTransformer
 
     torch.manual_seed(SEED)
     rng = random.Random(SEED)
     model = SentenceTransformer(str(resolve_model(BASE_MODEL).path), device="cpu", local_files_only=True)
-    rows = examples(model, data)
+    rows = examples(model, data, negatives)
     per_epoch = len(rows) // BATCH
     steps = epochs * per_epoch
     optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
@@ -95,7 +98,8 @@ def train(data: list[dict], progress=print, epochs: int = 1):
             rng.shuffle(rows)
         batch = rows[step % per_epoch * BATCH:(step % per_epoch + 1) * BATCH]
         questions = model(model.preprocess([q for q, _, _ in batch]))["sentence_embedding"]
-        sentences = model(model.preprocess([s for _, s, _ in batch] + [n for _, _, n in batch]))["sentence_embedding"]
+        sentences = model(model.preprocess([s for _, s, _ in batch] + [n for *_, hard in batch for n in hard])
+                          )["sentence_embedding"]
         loss = torch.nn.functional.cross_entropy(SCALE * questions @ sentences.T, torch.arange(len(batch)))
         loss.backward()
         optimizer.step()
@@ -120,11 +124,16 @@ def save(model, out: Path) -> dict:
     return {str(p.relative_to(out)): checksums.sha256_file(p) for p in sorted(out.rglob("*")) if p.is_file()}
 
 
+def _count(n: int, thing: str) -> str:
+    return f"one {thing}" if n == 1 else f"{n} {thing}s"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--squad", type=Path, default=SQUAD)
     parser.add_argument("--half", type=int, choices=(0, 1), help="train on the even (0) or odd (1) articles only")
     parser.add_argument("--epochs", type=int, default=1, help="passes over the questions (default: 1, as shipped)")
+    parser.add_argument("--negatives", type=int, default=1, help="hard negatives per question (default: 1, as shipped)")
     parser.add_argument("--out", type=Path, help=f"model folder (default: models/{DEFAULT_MODEL}, with its manifest)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -132,15 +141,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.half is not None:
         data = data[args.half::2]
     out = args.out or MODELS_DIR / DEFAULT_MODEL
-    model, n = train(data, progress=lambda line: print(line, file=sys.stderr), epochs=args.epochs)
+    model, n = train(data, progress=lambda line: print(line, file=sys.stderr), epochs=args.epochs,
+                     negatives=args.negatives)
     files = save(model, out)
     if args.out is None:
         base = json.loads((MODELS_DIR / f"{BASE_MODEL}.json").read_text(encoding="utf-8"))
         manifest = {
             "name": DEFAULT_MODEL,
             "description": f"{BASE_MODEL} fine-tuned on SQuAD v1.1 questions and their answer sentences "
-                           f"({args.epochs} epoch{'s' if args.epochs > 1 else ''}, multiple-negatives ranking loss, "
-                           "one hard negative each); fp16",
+                           f"({_count(args.epochs, 'epoch')}, multiple-negatives ranking loss, "
+                           f"{_count(args.negatives, 'hard negative')} each); fp16",
             "source": {"path": DEFAULT_MODEL, "command": COMMAND},
             "base_model": {"name": BASE_MODEL, "upstream": base["upstream"], "revision": base["revision"],
                            "license": base["license"]},

@@ -217,12 +217,8 @@ def _train(base: Path, examples, layers: int, epochs: int, device: str, log, aft
         rng.shuffle(order)
         for b in range(batches):
             batch = [examples[i] for i in order[b * QUESTIONS_PER_BATCH:(b + 1) * QUESTIONS_PER_BATCH]]
-            questions = [q for q, texts, _ in batch for _ in texts]
-            seconds = [t for _, texts, _ in batch for t in texts]
-            feed = tokenizer(questions, seconds, truncation="only_second", max_length=MAX_TOKENS,
-                             padding=True, return_tensors="pt").to(device)
             with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=device == "cuda"):
-                logits = model(feed["input_ids"], feed["attention_mask"], feed["token_type_ids"]).float()
+                logits = _logits(model, tokenizer, batch, device).float()
             labels = torch.tensor([float(c) for _, _, correct in batch for c in correct], device=device)
             # Pointwise: is this sentence an answer (calibrated, for answerability); listwise: which
             # of the question's candidates is (for ranking), over questions with an answer among them.
@@ -259,6 +255,13 @@ def _train(base: Path, examples, layers: int, epochs: int, device: str, log, aft
     return model, tokenizer
 
 
+def _logits(model, tokenizer, batch, device: str):
+    """One logit per (question, candidate) pair of ``batch``'s examples, in order."""
+    feed = tokenizer([q for q, texts, _ in batch for _ in texts], [t for _, texts, _ in batch for t in texts],
+                     truncation="only_second", max_length=MAX_TOKENS, padding=True, return_tensors="pt").to(device)
+    return model(feed["input_ids"], feed["attention_mask"], feed["token_type_ids"])
+
+
 def _score(model, tokenizer, examples, device: str) -> list[list[float]]:
     import torch
 
@@ -266,10 +269,7 @@ def _score(model, tokenizer, examples, device: str) -> list[list[float]]:
     with torch.no_grad():
         for b in range(0, len(examples), QUESTIONS_PER_BATCH):
             batch = examples[b:b + QUESTIONS_PER_BATCH]
-            feed = tokenizer([q for q, texts, _ in batch for _ in texts], [t for _, texts, _ in batch for t in texts],
-                             truncation="only_second", max_length=MAX_TOKENS, padding=True,
-                             return_tensors="pt").to(device)
-            logits = model(feed["input_ids"], feed["attention_mask"], feed["token_type_ids"]).float().tolist()
+            logits = _logits(model, tokenizer, batch, device).float().tolist()
             for _, texts, _ in batch:
                 out.append([round(x, 4) for x in logits[:len(texts)]])
                 logits = logits[len(texts):]
@@ -379,16 +379,17 @@ def seed(build: Path, base: Path) -> None:
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(str(base))
     assistant = Assistant(["seeds/"], data_dir=build / "seed-index", rebuild="stale").load()
+    segments = assistant.segments
+    before = {s: assistant.retriever._previous(i) for i, s in enumerate(segments)}
     weights, found = (None, 0.0, 0.03, 0.05), Counter()
     for item in read_testset(ROOT / "seeds" / "questions.jsonl"):
         if item.history:
             continue
         passages = assistant.retriever.retrieve(item.question, top_k=10)
+        texts = [pair_text(p.segment.text, segments[before[p.segment]].text if before[p.segment] >= 0 else None)
+                 for p in passages]
         with torch.no_grad():
-            feed = tokenizer([item.question] * len(passages), [pair_text(p.segment.text, _previous(assistant, p))
-                                                               for p in passages],
-                             truncation="only_second", max_length=MAX_TOKENS, padding=True, return_tensors="pt")
-            logit = model(feed["input_ids"], feed["attention_mask"], feed["token_type_ids"]).numpy()
+            logit = _logits(model, tokenizer, [(item.question, texts, None)], "cpu").numpy()
         if not item.answerable:
             print(f"{item.id} (unanswerable): reader's highest probability {1 / (1 + np.exp(-logit.max())):.2f}")
             continue
@@ -400,13 +401,6 @@ def seed(build: Path, base: Path) -> None:
             found[w] += correct[np.argmax(logit if w is None else engine + w * logit)]
     print(f"seed, {found.pop('questions')} standalone answerable questions right first: "
           + ", ".join(f"{'reader alone' if w is None else f'weight {w}'} {found[w]}" for w in weights))
-
-
-def _previous(assistant, passage) -> str | None:
-    segments = assistant.segments
-    i = next(n for n, s in enumerate(segments) if s == passage.segment)
-    before = assistant.retriever._previous(i)
-    return segments[before].text if before >= 0 else None
 
 
 def main(argv: list[str] | None = None) -> int:

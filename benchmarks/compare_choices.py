@@ -129,7 +129,7 @@ VARIANTS = {
     "(dense + coverage) / 2": lambda q: (q["dense"] + q["coverage"]) / 2,
     "(dense + coverage) / 2 + 0.1 * BM25/max": lambda q: (q["dense"] + q["coverage"]) / 2
     + 0.1 * q["lexical"] / (q["lexical"].max() + 1e-9),
-    "engine: (dense + coverage) / 2 + 0.04 * type": lambda q: (q["dense"] + q["coverage"]) / 2 + 0.04 * q["holds"],
+    "(dense + coverage) / 2 + 0.04 * type": lambda q: (q["dense"] + q["coverage"]) / 2 + 0.04 * q["holds"],
 }
 
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/context_units.py [--squad FILE]
     .venv/bin/python benchmarks/context_units.py --model DIR --half 1
-
+    .venv/bin/python benchmarks/context_units.py --models DIR0 DIR1
 
 SQuAD v1.1's public articles are split by position (even / odd).  On each
 half, a grid of settings is scored; the best is tested on the other half, so
@@ -12,14 +12,22 @@ predecessor's vectors ("sum"; "text" embeds the two sentences as one text,
 which costs a second embedding per sentence); the weight of a question term
 found only in the sentence before, only in the sentence after, only in the
 article's title, or only elsewhere in the paragraph; and the share of the
-cosine taken with the paragraph's mean vector.  The engine's formula is
-``(cosine + coverage) / 2 + 0.04 * type`` (qa/retrieval.py).  Neighbours
+cosine taken with the paragraph's mean vector.  The score is then
+``w * cosine + (1 - w) * coverage + bonus * type`` (qa/retrieval.py), with
+w = 0.5 and bonus = 0.04 in this grid.  Neighbours
 are taken within a paragraph; ``--across-paragraphs`` lifts that.
 
 ``--model DIR --half H`` scores the engine before and the shipped setting on
 half ``H`` alone with another embedder: a model fine-tuned on the other half
 (``python -m qa.training.embedder --half 1-H --out DIR``) is so judged only
 on articles it was not trained on.
+
+``--models DIR0 DIR1`` (``DIRh`` fine-tuned on half h) tunes the settings
+together with the fine-tuned vectors: each half is read by the embedder that
+never saw it, a grid that also moves the cosine's share of the score (against
+term coverage) and the answer-type bonus is scored on one half, and the best
+is tested on the other, both ways.  Only settings the engine can compute from
+its store are in that grid (the sentence before and after, summed vectors).
 """
 
 from __future__ import annotations
@@ -38,10 +46,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 V11 = ROOT.parent / "shared" / "eval" / "squad_v1.1_dev_public.jsonl"
 
-BASE = (0.0, "sum", 0.0, 0.0, 0.0, 0.0, 0.0)
-SHIPPED = (0.5, "sum", 0.5, 0.0, 0.0, 0.0, 0.0)  # qa.retrieval.CONTEXT_COSINE, PREVIOUS_TERM_WEIGHT
-GRID = [p for p in itertools.product([0, .25, .5], ["sum", "text"], [0, .25, .5], [0, .25], [0, .25], [0, .15],
-                                     [0, .15]) if not (p[0] == 0 and p[1] == "text")]
+# (pair cosine share, pair, previous, next, title, paragraph term weights, paragraph cosine share,
+#  cosine's share of the score, answer-type bonus)
+BASE = (0.0, "sum", 0.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.04)
+SHIPPED_BEFORE = (0.5, "sum", 0.5, 0.0, 0.0, 0.0, 0.0, 0.5, 0.04)  # chosen with the base embedder
+SHIPPED = (0.25, "sum", 0.5, 0.0, 0.0, 0.0, 0.0, 0.6, 0.04)  # qa.retrieval's constants
+GRID = [p + (0.5, 0.04) for p in itertools.product([0, .25, .5], ["sum", "text"], [0, .25, .5], [0, .25], [0, .25],
+                                                   [0, .15], [0, .15]) if not (p[0] == 0 and p[1] == "text")]
+TUNED_GRID = [(share, "sum", prev, nxt, 0.0, 0.0, 0.0, dense, bonus)
+              for share, prev, nxt, dense, bonus in itertools.product(
+                  [0, .25, .5, .75], [0, .25, .5, .75], [0, .25], [.4, .5, .6, .7], [.02, .04, .06])]
 
 
 def embedded(path: Path, model: str | None = None) -> list[dict]:
@@ -112,13 +126,13 @@ def signals(data: list[dict], across_paragraphs: bool) -> list[dict]:
 
 
 def score(q: dict, setting: tuple) -> np.ndarray:
-    share, pair, w_prev, w_next, w_title, w_paragraph, share_paragraph = setting
+    share, pair, w_prev, w_next, w_title, w_paragraph, share_paragraph, dense, bonus = setting
     cosine = (1 - share - share_paragraph) * q["cosine"] + share * q[pair] + share_paragraph * q["paragraph_cosine"]
     held = q["held"]
     for weight, name in ((w_prev, "prev"), (w_next, "next"), (w_title, "title"), (w_paragraph, "paragraph")):
         held = np.maximum(held, weight * q[name])
     coverage = q["weights"] @ held if len(q["weights"]) else 0.0
-    return (cosine + coverage) / 2 + 0.04 * q["type"]
+    return dense * cosine + (1 - dense) * coverage + bonus * q["type"]
 
 
 def hits(questions: list[dict], setting: tuple) -> np.ndarray:
@@ -136,25 +150,39 @@ def main() -> None:
     parser.add_argument("--across-paragraphs", action="store_true")
     parser.add_argument("--model", help="another embedder: a model folder or a manifest name (default: the base model)")
     parser.add_argument("--half", type=int, choices=(0, 1), help="with --model: score this half only")
+    parser.add_argument("--models", nargs=2, metavar=("DIR0", "DIR1"),
+                        help="embedders fine-tuned on half 0 and half 1: tune the settings with them")
     args = parser.parse_args()
+    if args.models:
+        # Half h is read by the embedder fine-tuned on the other half.
+        halves = [[q for q in signals(embedded(args.squad, args.models[1 - h]), args.across_paragraphs)
+                   if q["article"] % 2 == h] for h in (0, 1)]
+        cross_validate(halves, TUNED_GRID)
+        return
     questions = signals(embedded(args.squad, args.model), args.across_paragraphs)
     halves = [[q for q in questions if q["article"] % 2 == h] for h in (0, 1)]
     if args.half is not None:
-        for name, setting in (("engine before", BASE), ("shipped", SHIPPED)):
+        for name, setting in (("engine before", BASE), ("shipped before", SHIPPED_BEFORE), ("shipped", SHIPPED)):
             print(f"half {args.half}, {args.model or 'the base model'}: {name:14s} hit@1/hit@3 "
                   f"{hits(halves[args.half], setting).round(4)} ({len(halves[args.half])} questions)")
         return
-    tested = {"chosen on the other half": np.zeros(2), "engine before": np.zeros(2), "shipped": np.zeros(2)}
+    cross_validate(halves, GRID)
+
+
+def cross_validate(halves: list[list[dict]], grid: list[tuple]) -> None:
+    """The best of ``grid`` on each half, tested on the other; totals over both."""
+    tested = {name: np.zeros(2) for name in ("chosen on the other half", "engine before", "shipped before", "shipped")}
     for h in (0, 1):
-        chosen = max(GRID, key=lambda s: tuple(hits(halves[h], s)))
+        chosen = max(grid, key=lambda s: tuple(hits(halves[h], s)))
         test = halves[1 - h]
         print(f"chosen on half {h}: {chosen}; on half {1 - h}: hit@1/hit@3 {hits(test, chosen).round(4)} "
               f"(engine before {hits(test, BASE).round(4)})")
-        for name, setting in (("chosen on the other half", chosen), ("engine before", BASE), ("shipped", SHIPPED)):
+        for name, setting in (("chosen on the other half", chosen), ("engine before", BASE),
+                              ("shipped before", SHIPPED_BEFORE), ("shipped", SHIPPED)):
             tested[name] += hits(test, setting) * len(test)
+    n = len(halves[0]) + len(halves[1])
     for name, found in tested.items():
-        print(f"{name:26s} hit@1 {found[0] / len(questions):.4f}  hit@3 {found[1] / len(questions):.4f}  "
-              f"({len(questions)} questions)")
+        print(f"{name:26s} hit@1 {found[0] / n:.4f}  hit@3 {found[1] / n:.4f}  ({n} questions)")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Hybrid retrieval: sentence vectors and BM25 term statistics, fused.
 
-Each sentence gets ``score = (cosine + coverage) / 2`` where ``coverage`` is
-the IDF-weighted share of the question's terms (stemmed, no stop words) that
+Each sentence gets ``score = 0.6 * cosine + 0.4 * coverage`` where ``coverage``
+is the IDF-weighted share of the question's terms (stemmed, no stop words) that
 the sentence holds, plus a small bonus when it holds the kind of thing the
 question asks for (a place for "where", a number for "how many").  Both parts
 are absolute, so the score also serves as the confidence that decides
@@ -11,8 +11,8 @@ and the term-coverage top-N of whichever store (``qa.store``) holds the index.
 
 Measured on SQuAD v1.1 dev (../shared/eval, 5,397 questions, one article per
 document, sentence-level hit@1): dense alone 0.577, BM25 alone 0.654, RRF of
-the two 0.661, dense + 0.5 * max-normalized BM25 0.704, this fusion 0.728,
-and 0.745 with each sentence read in context (README, "Choices, measured").
+the two 0.661, dense + 0.5 * max-normalized BM25 0.704, (cosine + coverage) / 2
+0.728, and 0.745 with each sentence read in context (README, "Choices, measured").
 """
 
 from __future__ import annotations
@@ -33,10 +33,13 @@ CANDIDATES = 256
 # On SQuAD v1.1 it raised hit@1 for those questions by 1 to 1.5 points.
 TYPE_BONUS = 0.04
 
-# Reading each sentence after the one before it (``_read_in_context``).  Chosen on half the public
-# SQuAD v1.1 articles, tested on the other half and the other way round: hit@1 0.731 -> 0.745,
-# hit@3 0.870 -> 0.890 over all 5,397 questions (README, "Choices, measured").
-CONTEXT_COSINE = 0.5
+# The cosine's share of the score, and reading each sentence after the one before it
+# (``_read_in_context``), chosen with the fine-tuned embedder on half the public SQuAD v1.1
+# articles and tested on the other half, each half read by an embedder fine-tuned without it:
+# hit@1 0.758 -> 0.766 over all 5,397 questions, hit@3 0.903 -> 0.902 (README, "Choices, measured";
+# with the base embedder, an even split and half the cosine read in context had been best).
+DENSE_WEIGHT = 0.6
+CONTEXT_COSINE = 0.25
 PREVIOUS_TERM_WEIGHT = 0.5
 
 
@@ -45,7 +48,7 @@ class Passage:
     """A retrieved sentence and the evidence behind its score."""
 
     segment: Segment
-    score: float  # (dense + coverage) / 2, from about -0.5 to 1
+    score: float  # DENSE_WEIGHT * dense + (1 - DENSE_WEIGHT) * coverage (+ TYPE_BONUS), from about -0.6 to 1
     dense: float  # cosine similarity of question and sentence, read in context (``_read_in_context``)
     coverage: float  # IDF-weighted share of the question's terms in the sentence (and the one before)
 
@@ -88,7 +91,7 @@ class HybridRetriever:
         for i, d, c in zip(ids.tolist(), dense.tolist(), coverage.tolist()):
             segment = self.segments[i]
             bonus = TYPE_BONUS if wanted and wanted.holds.search(segment.text) else 0.0
-            passages.append(Passage(segment, (d + c) / 2 + bonus, d, c))
+            passages.append(Passage(segment, DENSE_WEIGHT * d + (1 - DENSE_WEIGHT) * c + bonus, d, c))
         passages.sort(key=lambda p: (-p.score, p.segment.doc_id, p.segment.start))
         return passages[:top_k]
 
@@ -97,10 +100,10 @@ class HybridRetriever:
         """The cosine and coverage of sentences ``ids``, each read after the sentence before it.
 
         An answer sentence often names its subject only through "it" or "he",
-        the name standing in the sentence before.  So the cosine is half the
-        question's with the sentence, half with the sum of the two sentences'
-        vectors, and a question term found only in the sentence before counts
-        at ``PREVIOUS_TERM_WEIGHT``.  Within a paragraph only: across one the
+        the name standing in the sentence before.  So ``CONTEXT_COSINE`` of the
+        cosine is taken with the sum of the two sentences' vectors, the rest
+        with the sentence alone, and a question term found only in the sentence
+        before counts at ``PREVIOUS_TERM_WEIGHT``.  Within a paragraph only: across one the
         subject has usually changed (SQuAD v1.1, README "Choices, measured").
         """
         previous = np.array([self._previous(i) for i in ids.tolist()], dtype=np.int64)

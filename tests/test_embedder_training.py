@@ -27,8 +27,9 @@ def test_unanswerable_questions_join_their_own_articles_only():
     assert sum(len(a["unanswerable"]) for a in half) > 1000
 
 
-def test_the_unanswerable_experiment_never_overwrites_the_shipped_model(capsys):
+@pytest.mark.parametrize("experiment", [["--unanswerable"], ["--mine-with", "models/all-MiniLM-L6-v2-squad"]])
+def test_experiments_never_overwrite_the_shipped_model(experiment, capsys):
     with pytest.raises(SystemExit) as exit:
-        main(["--unanswerable"])
+        main(experiment)
     assert exit.value.code == 2
     assert "--out DIR" in capsys.readouterr().err

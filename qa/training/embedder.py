@@ -1,7 +1,8 @@
 """Fine-tune the sentence embedder on SQuAD v1.1's public articles and write it to ``models/``.
 
     .venv/bin/python -m qa.training.embedder            # or: make train-embedder
-    .venv/bin/python -m qa.training.embedder --half 0 --out /tmp/tuned-0 [--epochs 2] [--negatives 3] [--unanswerable]
+    .venv/bin/python -m qa.training.embedder --half 0 --out /tmp/tuned-0 [--epochs 2] [--negatives 3]
+        [--unanswerable] [--mine-with DIR]
 
 Starting from the verified all-MiniLM-L6-v2, one epoch of multiple-negatives
 ranking: each question is paired with its answer sentence and, as a hard
@@ -16,7 +17,9 @@ articles only, for the cross-validated figures of
 the unanswerable questions of SQuAD v2.0's articles of the same titles: a
 learned "no answer" level joins every question's choices, an answerable
 question's sentence must beat it and an unanswerable question must choose it
-over its article's sentences, most similar first (README, "Choices, measured").
+over its article's sentences, most similar first.  ``--mine-with DIR`` finds
+the hard negatives with another model, e.g. one already fine-tuned, whose
+mistakes are harder than the base model's (README, "Choices, measured").
 """
 
 from __future__ import annotations
@@ -96,16 +99,17 @@ def examples(model, data: list[dict], negatives: int = 1) -> list[tuple[str, str
     return rows + unanswerable
 
 
-def train(data: list[dict], progress=print, epochs: int = 1, negatives: int = 1):
+def train(data: list[dict], progress=print, epochs: int = 1, negatives: int = 1, miner: Path | None = None):
     """The base model after ``epochs`` passes over ``data``'s questions, each with ``negatives``
-    hard negatives (the shipped one: one and one)."""
+    hard negatives (the shipped one: one and one), found by ``miner`` (default: the base model)."""
     import torch
     from sentence_transformers import SentenceTransformer
 
     torch.manual_seed(SEED)
     rng = random.Random(SEED)
     model = SentenceTransformer(str(resolve_model(BASE_MODEL).path), device="cpu", local_files_only=True)
-    rows = examples(model, data, negatives)
+    mining = SentenceTransformer(str(miner), device="cpu", local_files_only=True) if miner else model
+    rows = examples(mining, data, negatives)
     per_epoch = len(rows) // BATCH
     steps = epochs * per_epoch
     # With unanswerable questions, a "no answer" cosine is one more choice for every question.
@@ -169,10 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--negatives", type=int, default=1, help="hard negatives per question (default: 1, as shipped)")
     parser.add_argument("--unanswerable", action="store_true",
                         help="also train on SQuAD v2.0's unanswerable questions of the same articles (not shipped)")
+    parser.add_argument("--mine-with", type=Path, metavar="DIR",
+                        help="find the hard negatives with this model, e.g. one already fine-tuned (not shipped)")
     parser.add_argument("--out", type=Path, help=f"model folder (default: models/{DEFAULT_MODEL}, with its manifest)")
     args = parser.parse_args(argv)
-    if args.unanswerable and args.out is None:
-        parser.error("--unanswerable is an experiment: give --out DIR (the shipped model trains without it)")
+    if (args.unanswerable or args.mine_with) and args.out is None:
+        parser.error("--unanswerable and --mine-with are experiments: give --out DIR (the shipped model trains "
+                     "without them)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     data = articles(args.squad)
     if args.half is not None:
@@ -181,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         data = with_unanswerable(data)
     out = args.out or MODELS_DIR / DEFAULT_MODEL
     model, n = train(data, progress=lambda line: print(line, file=sys.stderr), epochs=args.epochs,
-                     negatives=args.negatives)
+                     negatives=args.negatives, miner=args.mine_with)
     files = save(model, out)
     if args.out is None:
         base = json.loads((MODELS_DIR / f"{BASE_MODEL}.json").read_text(encoding="utf-8"))

@@ -46,11 +46,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 V11 = ROOT.parent / "shared" / "eval" / "squad_v1.1_dev_public.jsonl"
 
+from qa.retrieval import CONTEXT_COSINE, DENSE_WEIGHT, PREVIOUS_TERM_WEIGHT, TYPE_BONUS  # noqa: E402
+
 # (pair cosine share, pair, previous, next, title, paragraph term weights, paragraph cosine share,
 #  cosine's share of the score, answer-type bonus)
 BASE = (0.0, "sum", 0.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.04)
 SHIPPED_BEFORE = (0.5, "sum", 0.5, 0.0, 0.0, 0.0, 0.0, 0.5, 0.04)  # chosen with the base embedder
-SHIPPED = (0.25, "sum", 0.5, 0.0, 0.0, 0.0, 0.0, 0.6, 0.04)  # qa.retrieval's constants
+SHIPPED = (CONTEXT_COSINE, "sum", PREVIOUS_TERM_WEIGHT, 0.0, 0.0, 0.0, 0.0, DENSE_WEIGHT, TYPE_BONUS)
 GRID = [p + (0.5, 0.04) for p in itertools.product([0, .25, .5], ["sum", "text"], [0, .25, .5], [0, .25], [0, .25],
                                                    [0, .15], [0, .15]) if not (p[0] == 0 and p[1] == "text")]
 TUNED_GRID = [(share, "sum", prev, nxt, 0.0, 0.0, 0.0, dense, bonus)
@@ -88,12 +90,15 @@ def embedded(path: Path, model: str | None = None) -> list[dict]:
     return data
 
 
-def signals(data: list[dict], across_paragraphs: bool) -> list[dict]:
-    """Per answerable question: every sentence's cosines and which question terms it and its neighbours hold."""
+def signals(data: list[dict], across_paragraphs: bool, half: int | None = None) -> list[dict]:
+    """Per answerable question (of the articles of ``half`` alone, when given): every sentence's cosines
+    and which question terms it and its neighbours hold."""
     from qa.answer_types import answer_type
 
     out = []
     for a, d in enumerate(data):
+        if half is not None and a % 2 != half:
+            continue
         n, para = len(d["sentences"]), d["paragraph"]
         linked = np.ones(n, dtype=bool) if across_paragraphs else np.r_[False, para[1:] == para[:-1]]
         prev = np.where(linked & (np.arange(n) > 0), np.arange(n) - 1, -1)
@@ -155,8 +160,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.models:
         # Half h is read by the embedder fine-tuned on the other half.
-        halves = [[q for q in signals(embedded(args.squad, args.models[1 - h]), args.across_paragraphs)
-                   if q["article"] % 2 == h] for h in (0, 1)]
+        halves = [signals(embedded(args.squad, args.models[1 - h]), args.across_paragraphs, half=h) for h in (0, 1)]
         cross_validate(halves, TUNED_GRID)
         return
     questions = signals(embedded(args.squad, args.model), args.across_paragraphs)

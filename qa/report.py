@@ -184,6 +184,50 @@ def plot_coverage(records: Sequence[dict], threshold: float | None, path: str | 
     plt.close(fig)
 
 
+def plot_answer_threshold(points: Sequence[dict], answer: float, path: str | Path, title: str,
+                          bars: tuple[float, float] = (0.9, 0.5)) -> None:
+    """Accuracy against coverage as the answerability model's answer threshold moves.
+
+    ``points`` are ``qa.training.answerability.kind_table`` rows with their
+    ``threshold``; ``answer`` is the shipped threshold; ``bars`` the issue's
+    goal (answers right, answerable questions answered).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ts = [p["threshold"] for p in points]
+    right = [p["answer_right"] if p["answer_right"] is not None else float("nan") for p in points]
+    covered = [p["answer_coverage_of_answerable"] for p in points]
+    shipped = min(points, key=lambda p: abs(p["threshold"] - answer))
+    fig, (left, curve) = plt.subplots(1, 2, figsize=(11, 4.2))
+    left.plot(ts, right, label="answers right")
+    left.plot(ts, covered, label="answerable questions answered")
+    left.plot(ts, [p["reply_accuracy"] for p in points], label="reply accuracy")
+    left.axvline(answer, color="red", linestyle="--", label=f"shipped answer threshold {answer:g}")
+    left.set_xlabel("answer threshold (probability that the first quote answers)")
+    left.set_ylim(0, 1.05)
+    left.legend(fontsize=8)
+    left.grid(alpha=0.3)
+    curve.plot(covered, right)
+    curve.plot([shipped["answer_coverage_of_answerable"]], [shipped["answer_right"]], "o", color="red",
+               label=f"shipped: covers {shipped['answer_coverage_of_answerable']:.2f}, "
+                     f"right {shipped['answer_right']:.2f}")
+    curve.plot([bars[1]], [bars[0]], "*", color="green", markersize=12,
+               label=f"goal: right {bars[0]:g} covering {bars[1]:g}")
+    curve.set_xlabel("answerable questions answered")
+    curve.set_ylabel("answers right")
+    curve.set_xlim(0, 1.05)
+    curve.set_ylim(0, 1.05)
+    curve.legend(fontsize=8)
+    curve.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def write_outputs(out_dir: str | Path, records: Sequence[dict], metrics: dict | None = None,
                   title: str = "Evaluation") -> Path:
     """metrics.json (with per-question verdicts), results.jsonl, report.md, hitk.png, coverage.png."""

@@ -14,6 +14,7 @@ from qa.training.answerability import (
     kind_table,
     out_of_fold,
     sweep,
+    train,
     write,
 )
 
@@ -61,6 +62,14 @@ def test_equal_accuracies_keep_the_lowest_threshold():
             for a, c in ((0.5, 1.0), (0.6, 0.9), (0.6, 0.8), (0.7, 0.4))]
     assert best_threshold(np.array([0.1, 0.2, 0.3, 0.4]), rows, 0.5) == 0.2
     assert best_threshold(np.array([0.1, 0.2, 0.3, 0.4]), rows, 0.95) == 0.1
+
+
+def test_the_accuracy_coverage_curve_is_drawn_from_the_same_out_of_fold_figures(tmp_path):
+    x, right, answerable, groups = _questions()
+    _, cv = train(x, right, answerable, groups)
+    _, drawn = train(x, right, answerable, groups, plot=tmp_path / "curve.png")
+    assert drawn == cv
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_written_weights_load_verified_and_whole(tmp_path):

@@ -156,9 +156,9 @@ def kind_table(p: np.ndarray, missing: np.ndarray, right: np.ndarray, answerable
     }
 
 
-def train(x: np.ndarray, right: np.ndarray, answerable: np.ndarray, groups: np.ndarray
+def train(x: np.ndarray, right: np.ndarray, answerable: np.ndarray, groups: np.ndarray, plot: Path | None = None
           ) -> tuple[AnswerabilityModel, dict]:
-    """The model fitted on every question, and its out-of-fold figures."""
+    """The model fitted on every question, and its out-of-fold figures (drawn into ``plot`` when given)."""
     p = out_of_fold(x, right, groups)
     missing = missing_asked(x)
     answer, possible = choose_thresholds(p, missing, right, answerable)
@@ -174,6 +174,13 @@ def train(x: np.ndarray, right: np.ndarray, answerable: np.ndarray, groups: np.n
           "curve": [{"threshold": t, **{k: v for k, v in kind_table(p, missing, right, answerable, t, t).items()
                                         if k in ("answer_right", "answer_coverage_of_answerable", "reply_accuracy")}}
                     for t in np.round(np.arange(0.1, 1.0, 0.1), 1).tolist()]}
+    if plot:
+        from ..report import plot_answer_threshold
+
+        points = [{"threshold": float(t), **row} for t, row in zip(*sweep(p, missing, right, answerable))
+                  if row["n_answer"] >= 50]  # fewer answers are noise, as for the thresholds
+        plot_answer_threshold(points, answer, plot, f"SQuAD v2.0 public, out of fold ({len(right):,} questions, "
+                                                    f"{int(answerable.sum()):,} answerable)")
     return AnswerabilityModel(*fit(x, right), answer=answer, possible=possible), cv
 
 
@@ -213,9 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--held-out-embedders", nargs=2, type=Path, metavar=("EVEN", "ODD"),
                         help="figures only, each article read by an embedder fine-tuned without it "
                              "(the shipped one saw every article); writes nothing")
+    parser.add_argument("--plot", type=Path, metavar="PNG",
+                        help="also draw accuracy against coverage as the answer threshold moves (out of fold)")
     args = parser.parse_args(argv)
     embedder_for = held_out_embedders(*args.held_out_embedders) if args.held_out_embedders else None
-    model, cv = train(*collect(args.squad, args.data_dir or default_data_dir(), embedder_for))
+    model, cv = train(*collect(args.squad, args.data_dir or default_data_dir(), embedder_for), plot=args.plot)
     if not args.held_out_embedders:
         write(model, cv, args.out)
     json.dump(cv, sys.stdout, indent=2)

@@ -42,6 +42,7 @@ class Assistant:
         threshold: float = DEFAULT_THRESHOLD,
         rebuild: str = "never",
         store: str | None = None,
+        corpus: str | None = None,
     ):
         if rebuild not in ("never", "stale", "always"):
             raise ValueError(f"rebuild={rebuild!r}: use 'never', 'stale' or 'always'")
@@ -52,6 +53,7 @@ class Assistant:
         self.threshold = threshold
         self.rebuild = rebuild
         self.store_uri = store
+        self.corpus = corpus  # a name that keeps one index however the files change (``corpus_name``)
         self.documents: list[Document] = []
         self.documents_by_id: dict[str, Document] = {}
         self.index: Store | None = None
@@ -87,8 +89,19 @@ class Assistant:
         """What the index holds: model, documents, counts (the embedded store adds its files and build time)."""
         return self.index.manifest
 
+    @property
+    def corpus_name(self) -> str:
+        """The corpus as its user names it: ``corpus`` when given, else the paths given, so that adding
+        a file to a folder updates that folder's index and two articles of one folder keep their own."""
+        return self.corpus or json.dumps(sorted(str(p.resolve()) for p in self.paths))
+
+    @property
+    def _label(self) -> str:
+        """A name to read in the index directory's or collection's name; a named corpus's paths change."""
+        return "corpus" if self.corpus else self.paths[0].stem if len(self.paths) == 1 else self.paths[0].parent.name
+
     def _open_local(self, progress) -> None:
-        self.index_dir = index_dir_for(self.documents, self.embedder.info, self.data_dir)
+        self.index_dir = index_dir_for(self.corpus_name, self._label, self.embedder.info, self.data_dir)
         try:
             if self.rebuild == "always":
                 raise MissingIndexError("rebuild requested")
@@ -112,9 +125,8 @@ class Assistant:
             raise ValueError(f"store {self.store_uri!r}: use milvus:PATH.db (embedded) or milvus:http://HOST:19530")
         from .milvus import MilvusStore
 
-        # The corpus as its user names it (the paths given), so corpora sharing a folder keep their own collections.
-        corpus = json.dumps(sorted(str(p.resolve()) for p in self.paths))
-        store = MilvusStore(uri, self.embedder.info.id, self.embedder.dimension, corpus=corpus)
+        store = MilvusStore(uri, self.embedder.info.id, self.embedder.dimension, corpus=self.corpus_name,
+                            label=self._label)
         segments = [s for d in self.documents for s in segment_document(d)]
         self.built = store.sync(self.documents, segments, self.embedder.embed, progress)
         self.embedded = store.embedded

@@ -76,13 +76,12 @@ def default_data_dir() -> Path:
     return Path(base) / "qa"
 
 
-def index_dir_for(documents: list[Document], model: ModelInfo, data_dir: str | Path | None = None) -> Path:
-    """Where the index of this corpus and model lives: one directory per corpus."""
-    paths = sorted(str(Path(d.path).resolve()) for d in documents)
-    key = hashlib.sha256(json.dumps([paths, model.id]).encode()).hexdigest()[:16]
-    first = Path(paths[0])
-    name = first.parent.name if len(paths) > 1 else first.stem
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40] or "corpus"
+def index_dir_for(corpus: str, label: str, model: ModelInfo, data_dir: str | Path | None = None) -> Path:
+    """Where the index of this corpus and model lives: one directory per corpus (``Assistant.corpus_name``),
+    rebuilt in place as its documents change, so an edit or an upload leaves no old index behind;
+    ``label`` makes the directory's name readable."""
+    key = hashlib.sha256(json.dumps([corpus, model.id]).encode()).hexdigest()[:16]
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in label)[:40] or "corpus"
     return Path(data_dir or default_data_dir()) / "indexes" / f"{safe}-{key}"
 
 

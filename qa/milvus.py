@@ -85,18 +85,20 @@ def term_id(term: str) -> int:
     return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=8).digest(), "big") % TERM_SPACE
 
 
-def collection_name(documents: list[Document], model_id: str, corpus: str | None = None) -> str:
+def collection_name(documents: list[Document], model_id: str, corpus: str | None = None,
+                    label: str | None = None) -> str:
     """The collection of a corpus and model.
 
-    ``corpus`` names the corpus as its user does (the folders and files given),
-    so that adding a file to a folder syncs the same collection, and two
-    corpora of one folder (single articles, as ``qa eval --squad`` asks them)
-    do not sync each other's documents away.  Without it, the documents'
-    common folder.  Milvus names allow letters, digits and underscores.
+    ``corpus`` names the corpus as its user does (the folders and files given,
+    or the app's library), so that adding a file syncs the same collection, and
+    two corpora of one folder (single articles, as ``qa eval --squad`` asks
+    them) do not sync each other's documents away.  Without it, the documents'
+    common folder.  ``label`` (default: that folder's name) only makes the name
+    readable.  Milvus names allow letters, digits and underscores.
     """
     folder = os.path.commonpath([str(Path(d.path).resolve().parent) for d in documents])
     key = hashlib.sha256(json.dumps([corpus or folder, model_id]).encode()).hexdigest()[:16]
-    safe = "".join(c if c.isascii() and c.isalnum() else "_" for c in Path(folder).name)[:40]
+    safe = "".join(c if c.isascii() and c.isalnum() else "_" for c in label or Path(folder).name)[:40]
     return f"qa_{safe}_{key}"
 
 
@@ -128,7 +130,8 @@ def _batches(items: list, size: int):
 class MilvusStore:
     """A ``qa.store.Store`` on Milvus: ``sync`` fills it, the read methods answer in corpus sentence ids."""
 
-    def __init__(self, uri: str, model_id: str, dimension: int, corpus: str | None = None):
+    def __init__(self, uri: str, model_id: str, dimension: int, corpus: str | None = None,
+                 label: str | None = None):
         self.local = uri.endswith(".db")
         if not (self.local or uri.startswith(("http://", "https://", "tcp://", "unix:"))):
             raise ValueError(
@@ -138,7 +141,7 @@ class MilvusStore:
         self.uri = uri
         self.model_id = model_id
         self.dimension = dimension
-        self.corpus = corpus  # see collection_name
+        self.corpus, self.label = corpus, label  # see collection_name
         self.dense_index = FLAT if self.local else HNSW
         self.size = 0
         self.collection: str | None = None  # the sentences' collection; the documents' adds "_docs"
@@ -170,7 +173,7 @@ class MilvusStore:
         if len(set(self._keys.values())) != len(documents):
             raise ValueError("two document ids hash to the same key; rename one of the files")
         self._first = {self._keys[doc]: start for doc, start in starts.items()}
-        self._connect(collection_name(documents, self.model_id, self.corpus))
+        self._connect(collection_name(documents, self.model_id, self.corpus, self.label))
         stored = self._stored_documents()
         removed = [doc for doc in stored if doc not in wanted]
         fresh = [d.id for d in documents if stored.get(d.id, ("", "", None))[:2] != wanted[d.id]]

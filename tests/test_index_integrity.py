@@ -101,6 +101,15 @@ def test_changing_one_document_of_several_embeds_only_that_one(tmp_path):
     forced = Assistant([corpus], data_dir=data, rebuild="always").load()
     assert forced.built and forced.embedded == 0
 
+    # A document added, another removed: the folder's index is brought up to date in place,
+    # so no old index is left behind on disk.
+    (corpus / "doc6.txt").write_text("Harbour 6 opened in 1906.\n")
+    (corpus / "doc0.txt").unlink()
+    third = Assistant([corpus], data_dir=data, rebuild="stale").load()
+    assert third.built and third.embedded == 1 and third.index_dir == first.index_dir
+    assert [p.name for p in (data / "indexes").iterdir() if not p.name.startswith(".")] == [first.index_dir.name]
+    assert "Harbour 6 opened in 1906." in third.ask("When did harbour 6 open?").quotes[0].text
+
 
 def test_a_large_index_searches_approximately_and_reopens_the_same(tmp_path, monkeypatch):
     """Past ANN_MIN_SENTENCES the vectors go into an IVF index: it finds what exact search finds, after a reopen too."""

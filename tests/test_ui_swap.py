@@ -45,10 +45,34 @@ def test_a_damaged_index_is_rebuilt_by_the_app_and_it_says_so(tmp_path, seed_ass
     from qa import Assistant
 
     data = tmp_path / "data"
-    assistant = Assistant([SEEDS], data_dir=data, rebuild="stale").load()
+    library = Library(data, [SEEDS])
+    assistant = Assistant(library.files(), data_dir=data, rebuild="stale", corpus=library.corpus).load()
     (assistant.index_dir / "dense.faiss").write_bytes(b"")
-    app = App(assistant, Library(data, [SEEDS]))
+    app = App(assistant, library)
     message = app.reindex(lambda value, desc="": None)
     assert "damaged and has been rebuilt" in message and "dense.faiss" in message
     assert app.ask_json("Where were the North Korean soldiers captured?")["quotes"][0]["text"].startswith(
         "Ukraine has claimed")
+
+
+def test_an_upload_embeds_only_itself_and_leaves_no_old_index(tmp_path, seed_assistant):
+    """The app's corpus keeps one index, or one Milvus collection, however its files change."""
+    from ui.app import App
+    from ui.library import Library
+
+    from qa import Assistant
+
+    for store in (None, f"milvus:{tmp_path / 'store.db'}"):
+        data = tmp_path / ("milvus" if store else "local")
+        library = Library(data, [SEEDS])
+        app = App(Assistant(library.files(), data_dir=data, rebuild="stale", store=store,
+                            corpus=library.corpus).load(), library)
+        upload = tmp_path / "incoming.md"
+        upload.write_text("# Lighthouses\n\nThe Skerryvore lamp was first lit in 1844.\n")
+        library.add_upload(upload, "lighthouse.md")
+        assert "Questions now use this corpus" in app.reindex(lambda value, desc="": None)
+        _, new = app.holder.current()
+        assert new.embedded == 1, store  # the upload's one sentence; the seed's come from the index
+        assert app.ask_json("When was the Skerryvore lamp first lit?")["quotes"][0]["text"].endswith("1844.")
+        if store is None:
+            assert len([p for p in (data / "indexes").iterdir() if not p.name.startswith(".")]) == 1

@@ -241,7 +241,7 @@ class App:
                 progress((done, max(total, 1)), desc=stage)
 
             new = Assistant(files, model=self.model, data_dir=old.data_dir, k=self.k, threshold=self.threshold,
-                            rebuild="stale", store=old.store_uri)
+                            rebuild="stale", store=old.store_uri, corpus=self.library.corpus)
             try:
                 new.load(report)
             except (DocumentError, ModelError, StoreUnavailableError, StaleIndexError, OSError, ValueError) as exc:

@@ -31,7 +31,8 @@ def serve(docs, model, data_dir, store, threshold, port):
     click.echo(f"Opening {len(library.files())} document(s) (the index is built first if missing or stale)\u2026",
                err=True)
     assistant = load_with_progress(
-        Assistant(library.files(), model=model, data_dir=data_dir, threshold=threshold, rebuild="stale", store=store))
+        Assistant(library.files(), model=model, data_dir=data_dir, threshold=threshold, rebuild="stale", store=store,
+                  corpus=library.corpus))
 
     # Gradio costs seconds to import: only now, when the app is really wanted.
     from .app import App, launch

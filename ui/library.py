@@ -80,6 +80,13 @@ class Library:
         base = [p for p in collect_files(self.base_paths) if str(p.resolve()) not in excluded]
         return base + [p.resolve() for p in self.uploaded_files()]
 
+    @property
+    def corpus(self) -> str:
+        """The app's corpus as one name however its files change (``Assistant(corpus=...)``): each
+        upload or removal then brings the same index, or Milvus collection, up to date."""
+        return json.dumps({"app library": str(self.data_dir.resolve()),
+                           "base": sorted(str(p.resolve()) for p in self.base_paths)})
+
     def is_upload(self, path: str | Path) -> bool:
         return Path(path).resolve().parent == self.uploads.resolve()
 

@@ -5,8 +5,8 @@ this process); ``MilvusStore("http://host:19530", ...)`` talks to a Milvus
 server or cluster with the same schema and calls.  pymilvus is imported only
 here, so the default store never pays for it (importing it takes about 0.8 s).
 
-Two collections per corpus folder and model, ``qa_<folder>_<hash>`` and the
-same name with ``_docs``:
+Two collections per corpus and model (``collection_name``), ``qa_<name>_<hash>``
+and the same name with ``_docs``:
 
 sentences, one row per sentence
     pk        ``<doc key>:<position>``; the doc key is a hash of the document id

@@ -162,8 +162,9 @@ def train(x: np.ndarray, right: np.ndarray, answerable: np.ndarray, groups: np.n
     p = out_of_fold(x, right, groups)
     missing = missing_asked(x)
     answer, possible = choose_thresholds(p, missing, right, answerable)
+    swept = sweep(p, missing, right, answerable)
     # The operating point (answers cover >= half the answerable questions), for comparison.
-    half = best_threshold(*sweep(p, missing, right, answerable), 0.5)
+    half = best_threshold(*swept, 0.5)
     cv = {"articles": int(len(np.unique(groups))), "questions": int(len(right)),
           "auc_answerable": auc(p, answerable), "auc_right": auc(p, right),
           "thresholds": {"answer": answer, "possible": possible},
@@ -177,7 +178,7 @@ def train(x: np.ndarray, right: np.ndarray, answerable: np.ndarray, groups: np.n
     if plot:
         from ..report import plot_answer_threshold
 
-        points = [{"threshold": float(t), **row} for t, row in zip(*sweep(p, missing, right, answerable))
+        points = [{"threshold": float(t), **row} for t, row in zip(*swept)
                   if row["n_answer"] >= 50]  # fewer answers are noise, as for the thresholds
         plot_answer_threshold(points, answer, plot, f"SQuAD v2.0 public, out of fold ({len(right):,} questions, "
                                                     f"{int(answerable.sum()):,} answerable)")

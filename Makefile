@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 	# Export the model to ONNX now (once; seconds), so the first question is fast.
-	$(PY) -m qa.onnx_model
+	$(PY) -m qa.models
 
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }

@@ -136,7 +136,7 @@ def measure_synthetic(size: str, data_dir: Path) -> dict:
     import numpy as np
 
     from qa import Embedder
-    from qa.index import CorpusIndex
+    from qa.store.index import CorpusIndex
     from qa.terms import tokenize
 
     documents, segments, questions, per_doc = synthetic_corpus(SYNTHETIC[size])
@@ -173,7 +173,7 @@ def serve_synthetic(size: str, data_dir: Path) -> dict:
 
     from qa import Embedder, HybridRetriever
     from qa.answers import compose
-    from qa.index import CorpusIndex, read_manifest, verify_files
+    from qa.store.index import CorpusIndex, read_manifest, verify_files
 
     documents, _, questions, _ = synthetic_corpus(SYNTHETIC[size])
     embedder = Embedder().load()

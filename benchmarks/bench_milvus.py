@@ -66,9 +66,9 @@ def main() -> None:
     print(f"import pymilvus: {time.perf_counter() - started:.2f} s")
 
     from qa.documents import load_documents
-    from qa.embeddings import Embedder
-    from qa.index import CorpusIndex
-    from qa.milvus import MilvusStore
+    from qa.models.embedder import Embedder
+    from qa.store.index import CorpusIndex
+    from qa.store.milvus import MilvusStore
     from qa.retrieval import CANDIDATES, HybridRetriever
     from qa.segments import segment_document
     from qa.terms import tokenize
@@ -147,10 +147,10 @@ def main() -> None:
 
 def hit1(uri: str | None) -> None:
     from qa.documents import load_documents
-    from qa.embeddings import Embedder
+    from qa.models.embedder import Embedder
     from qa.evaluation import read_squad
-    from qa.index import CorpusIndex
-    from qa.milvus import MilvusStore
+    from qa.store.index import CorpusIndex
+    from qa.store.milvus import MilvusStore
     from qa.retrieval import HybridRetriever
     from qa.segments import segment_document
 

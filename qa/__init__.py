@@ -10,12 +10,13 @@
 from .answers import NO_ANSWER, Answer, Quote, ShortAnswer
 from .assistant import DEFAULT_CORPUS, DEFAULT_K, DEFAULT_THRESHOLD, Assistant
 from .documents import Document, DocumentError, collect_files, load_documents, read_document
-from .embeddings import DEFAULT_MODEL, Embedder, ModelError
 from .evaluation import TestSetError, compute_metrics, read_squad, read_testset, run_eval
-from .index import CorpusIndex, default_data_dir
-from .store import CorruptIndexError, MissingIndexError, StaleIndexError, Store, StoreUnavailableError
+from .models.embedder import DEFAULT_MODEL, Embedder
+from .models.manifest import ModelError
 from .retrieval import HybridRetriever, Passage
 from .segments import Segment, segment_document
+from .store import CorruptIndexError, MissingIndexError, StaleIndexError, Store, StoreUnavailableError
+from .store.index import CorpusIndex, default_data_dir
 
 __all__ = [
     "Answer",

@@ -27,7 +27,7 @@ import numpy as np
 
 from .answer_types import answer_type, short_answer_span
 from .documents import Document
-from .embeddings import ModelError
+from .models.manifest import ModelError
 from .retrieval import Passage
 from .terms import tokenize
 

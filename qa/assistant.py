@@ -11,11 +11,11 @@ from typing import Callable, Sequence
 from . import conversation, questions
 from .answers import Answer, compose
 from .documents import Document, load_documents
-from .embeddings import DEFAULT_MODEL, Embedder
-from .index import CorpusIndex, index_dir_for, vector_cache_for
+from .models.embedder import DEFAULT_MODEL, Embedder
 from .retrieval import HybridRetriever
 from .segments import Segment, segment_document
 from .store import CorruptIndexError, MissingIndexError, StaleIndexError, Store
+from .store.index import CorpusIndex, index_dir_for, vector_cache_for
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "seeds"
 DEFAULT_K = 3
@@ -123,7 +123,7 @@ class Assistant:
         scheme, _, uri = self.store_uri.partition(":")
         if scheme != "milvus" or not uri:
             raise ValueError(f"store {self.store_uri!r}: use milvus:PATH.db (embedded) or milvus:http://HOST:19530")
-        from .milvus import MilvusStore
+        from .store.milvus import MilvusStore
 
         store = MilvusStore(uri, self.embedder.info.id, self.embedder.dimension, corpus=self.corpus_name,
                             label=self._label)

@@ -19,7 +19,8 @@ from .answers import Answer
 from .assistant import DEFAULT_CORPUS, DEFAULT_K, DEFAULT_THRESHOLD, Assistant
 from . import questions
 from .documents import DEFAULT_MAX_FILE_MB, MAX_FILE_MB_ENV, DocumentError
-from .embeddings import DEFAULT_MODEL, ModelError
+from .models.embedder import DEFAULT_MODEL
+from .models.manifest import ModelError
 from .store import CorruptIndexError, MissingIndexError, StaleIndexError, StoreUnavailableError
 
 USER_ERRORS = (DocumentError, ModelError, MissingIndexError, StaleIndexError, CorruptIndexError, StoreUnavailableError,
@@ -262,7 +263,7 @@ def _lines(stream):
 def eval_command(testset, squad, docs, model, data_dir, store, threshold, limit, as_json, out_dir, compare_to):
     """Score the assistant on TESTSET (JSONL, one question per line) or a SQuAD file."""
     from . import evaluation, report
-    from .index import default_data_dir
+    from .store.index import default_data_dir
 
     if (testset is None) == (squad is None):
         raise click.UsageError("give either TESTSET or --squad FILE")

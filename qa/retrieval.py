@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .answer_types import answer_type
-from .embeddings import Embedder
+from .models.embedder import Embedder
 from .segments import Segment
 from .store import Store
 from .terms import tokenize

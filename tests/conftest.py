@@ -75,10 +75,11 @@ def model_copy(tmp_path):
     import json
     import shutil
 
-    from qa.embeddings import DEFAULT_MODEL, MODELS_DIR, resolve_model
+    from qa.models.embedder import DEFAULT_MODEL
+    from qa.models.manifest import MODELS_DIR, resolve_model
 
     copy = tmp_path / "model"
-    shutil.copytree(resolve_model().path, copy)
+    shutil.copytree(resolve_model(DEFAULT_MODEL).path, copy)
     manifest = json.loads((MODELS_DIR / f"{DEFAULT_MODEL}.json").read_text())
     manifest["source"] = {"path": str(copy)}
     manifest_path = tmp_path / "minilm.json"

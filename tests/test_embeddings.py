@@ -9,9 +9,12 @@ import sys
 import numpy as np
 import pytest
 
-from qa import Assistant, ModelError, checksums, embeddings, load_documents, segment_document
-from qa.embeddings import DEFAULT_MODEL, Embedder, model_cache_dir, resolve_model
-from qa.onnx_model import ONNX_FILE, OnnxNetwork, export_dir, prepare
+from qa import Assistant, ModelError, load_documents, segment_document
+from qa.models import manifest
+from qa.models.embedder import DEFAULT_MODEL, Embedder
+from qa.models.manifest import model_cache_dir, resolve_model
+from qa.models.onnx import ONNX_FILE, OnnxNetwork, export_dir, prepare
+from qa.store import checksums
 
 from conftest import ROOT, SEED_ARTICLE, SEEDS
 
@@ -29,7 +32,7 @@ def reference():
     """sentence-transformers itself, on the same verified files."""
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(str(resolve_model().path), device="cpu", local_files_only=True)
+    return SentenceTransformer(str(resolve_model(DEFAULT_MODEL).path), device="cpu", local_files_only=True)
 
 
 def test_onnx_vectors_match_sentence_transformers(data_dir, reference):
@@ -90,19 +93,19 @@ def test_a_damaged_export_is_made_again(tmp_path):
         f.seek(5_000_000)
         f.write(b"\x00\x01\x02\x03")
     stages = []
-    directory, manifest = prepare(info, tmp_path, lambda stage, done, total: stages.append((stage, done, total)))
+    directory, exported = prepare(info, tmp_path, lambda stage, done, total: stages.append((stage, done, total)))
     assert directory == copy
     assert "does not match its manifest" in stages[0][0] and [s[1:] for s in stages] == [(0, 1), (1, 1)]
-    assert manifest == json.loads((copy / "manifest.json").read_text())
-    assert prepare(info, tmp_path, lambda *a: pytest.fail("exported twice"))[1] == manifest
+    assert exported == json.loads((copy / "manifest.json").read_text())
+    assert prepare(info, tmp_path, lambda *a: pytest.fail("exported twice"))[1] == exported
 
 
 def test_verified_files_are_not_hashed_again(monkeypatch):
-    resolve_model()
-    monkeypatch.setattr(embeddings._hashes, "_entries", None)  # as a new process would: read the record
+    resolve_model(DEFAULT_MODEL)
+    monkeypatch.setattr(manifest._hashes, "_entries", None)  # as a new process would: read the record
     monkeypatch.setattr(checksums, "sha256_file", lambda path: pytest.fail(f"{path} hashed again"))
-    shipped = json.loads((embeddings.MODELS_DIR / f"{DEFAULT_MODEL}.json").read_text())
-    assert resolve_model().weights_sha256 == shipped["files"][shipped["weights"]]
+    shipped = json.loads((manifest.MODELS_DIR / f"{DEFAULT_MODEL}.json").read_text())
+    assert resolve_model(DEFAULT_MODEL).weights_sha256 == shipped["files"][shipped["weights"]]
 
 
 def test_a_rewritten_weight_file_is_hashed_again_even_with_its_old_mtime(tmp_path, model_copy):

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from qa import Assistant, MissingIndexError, ModelError, StaleIndexError
-from qa.embeddings import DEFAULT_MODEL, MODELS_DIR, resolve_model
+from qa.models.embedder import DEFAULT_MODEL
+from qa.models.manifest import MODELS_DIR, resolve_model
 
 from conftest import SEED_ARTICLE, SEEDS
 

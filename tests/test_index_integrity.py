@@ -115,13 +115,14 @@ def test_a_large_index_searches_approximately_and_reopens_the_same(tmp_path, mon
     """Past ANN_MIN_SENTENCES the vectors go into an IVF index: it finds what exact search finds, after a reopen too."""
     import numpy as np
 
-    import qa.index
+    import qa.store.index
     from qa.documents import read_document
-    from qa.embeddings import resolve_model
-    from qa.index import CorpusIndex
+    from qa.models.embedder import DEFAULT_MODEL
+    from qa.models.manifest import resolve_model
     from qa.segments import segment_document
+    from qa.store.index import CorpusIndex
 
-    monkeypatch.setattr(qa.index, "ANN_MIN_SENTENCES", 2_000)
+    monkeypatch.setattr(qa.store.index, "ANN_MIN_SENTENCES", 2_000)
     path = tmp_path / "lines.txt"
     path.write_text("".join(f"Line {n} of the ledger records item {n * 7919 % 10007}.\n" for n in range(2_400)))
     doc = read_document(path, "lines.txt")
@@ -132,7 +133,7 @@ def test_a_large_index_searches_approximately_and_reopens_the_same(tmp_path, mon
     vectors = (topics[rng.integers(0, 60, len(segments))] + rng.normal(scale=0.6, size=(len(segments), 384)))
     vectors = vectors.astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    model = resolve_model()
+    model = resolve_model(DEFAULT_MODEL)
     built = CorpusIndex.from_vectors([doc], segments, vectors, model)
     assert built.manifest["dense"] == "IndexIVFFlat"
     built.save(tmp_path / "index")

@@ -19,12 +19,12 @@ import pytest
 from pymilvus import MilvusClient
 
 from qa.documents import load_documents
-from qa.embeddings import Embedder
-from qa.index import CorpusIndex
-from qa.milvus import HNSW, MilvusStore, term_id
+from qa.models.embedder import Embedder
 from qa.retrieval import HybridRetriever
 from qa.segments import segment_document
 from qa.store import StaleIndexError, StoreUnavailableError
+from qa.store.index import CorpusIndex
+from qa.store.milvus import HNSW, MilvusStore, term_id
 from qa.terms import tokenize
 
 from conftest import ROOT, SEED_ARTICLE, SEEDS

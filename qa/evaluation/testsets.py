@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..index import default_data_dir
+from ..store.index import default_data_dir
 from .squad_scores import normalize_answer
 
 

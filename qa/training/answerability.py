@@ -30,7 +30,7 @@ import numpy as np
 
 from ..answerability import MANIFEST, AnswerabilityModel, features, kind, missing_asked
 from ..evaluation import auc, corpus_key, is_correct, open_corpora, read_squad
-from ..index import default_data_dir
+from ..store.index import default_data_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 SQUAD = ROOT.parent / "shared" / "eval" / "squad_v2.0_dev_public.jsonl"
@@ -59,7 +59,7 @@ def collect(path: Path, data_dir: Path, embedder_for: Callable[[str], str] | Non
     ``embedder_for(title)`` names the embedder that reads each article (default: the shipped one).
     """
     from ..assistant import Assistant
-    from ..embeddings import DEFAULT_MODEL
+    from ..models.embedder import DEFAULT_MODEL
 
     items = read_squad(path, data_dir / "squad" / path.stem)
     # Articles come in file order, one corpus each.

@@ -13,7 +13,7 @@ project allows in git) with a manifest like the base model's: the sha256 of ever
 model, the training data and its license (SQuAD: CC BY-SA 4.0; the base
 model: Apache-2.0).  ``--half 0`` / ``--half 1`` trains on the even / odd
 articles only, for the cross-validated figures of
-``benchmarks/context_units.py --model``.  ``--unanswerable`` also trains on
+``research/context_units.py --model``.  ``--unanswerable`` also trains on
 the unanswerable questions of SQuAD v2.0's articles of the same titles: a
 learned "no answer" level joins every question's choices, an answerable
 question's sentence must beat it and an unanswerable question must choose it
@@ -34,9 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import checksums
-from ..embeddings import BASE_MODEL, DEFAULT_MODEL, MODELS_DIR, resolve_model
+from ..models.embedder import BASE_MODEL, DEFAULT_MODEL
+from ..models.manifest import MODELS_DIR, resolve_model
 from ..segments import split_sentences
+from ..store import checksums
 
 ROOT = Path(__file__).resolve().parents[2]
 SQUAD = ROOT.parent / "shared" / "eval" / "squad_v1.1_dev_public.jsonl"

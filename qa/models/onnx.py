@@ -10,7 +10,7 @@ if its vectors match sentence-transformers' on a short and an over-long text.
 ``OnnxNetwork`` tokenizes with the model's own ``tokenizer.json``, truncated
 at the model's ``max_seq_length`` as sentence-transformers does.
 
-Layout, in the model cache (``qa.embeddings.model_cache_dir``)::
+Layout, in the model cache (``qa.models.manifest.model_cache_dir``)::
 
     <model cache>/<name>-<weights sha256[:16]>/
         model.onnx
@@ -21,14 +21,13 @@ Before each load the manifest must name the verified source weights and the
 ONNX file must match its recorded sha256.  Otherwise the export is made again
 from the verified weights (it is derived data), and ``progress`` says so.
 
-``python -m qa.onnx_model [MODEL]`` exports ahead of time (``make setup``).
+``python -m qa.models [MODEL]`` exports ahead of time (``make setup``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 import time
 import warnings
@@ -36,9 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .embeddings import (DEFAULT_MODEL, MODEL_CACHE_ENV, ModelError, ModelInfo, Progress, file_sha256,
-                         model_cache_dir, resolve_model)
-from .locking import DirectoryLock
+from ..store.locking import DirectoryLock
+from .manifest import MODEL_CACHE_ENV, ModelError, ModelInfo, Progress, file_sha256
 
 OPSET = 17
 ONNX_FILE = "model.onnx"
@@ -228,23 +226,3 @@ class OnnxNetwork:
             if progress:
                 progress(start + len(rows), len(texts))
         return vectors
-
-
-def main(argv: list[str]) -> int:
-    """Export ``argv[0]`` (default: the default model) ahead of first use."""
-    model = argv[0] if argv else DEFAULT_MODEL
-    try:
-        info = resolve_model(model)
-        if info.weights is None:
-            raise ModelError(f"{model}: only a model with a manifest in models/ runs as ONNX")
-        directory, _ = prepare(info, model_cache_dir(),
-                               lambda stage, done, total: done or print(f"{stage}\u2026", file=sys.stderr))
-    except ModelError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-    print(f"ONNX model ready: {directory / ONNX_FILE}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..documents import Document
+from ..segments import Segment
 from .checksums import spans_sha256
-from .documents import Document
-from .segments import Segment
 
 
 class VectorCache:

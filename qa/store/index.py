@@ -35,13 +35,14 @@ from typing import Callable
 
 import numpy as np
 
+from ..documents import Document
+from ..models.embedder import Embedder
+from ..models.manifest import ModelInfo
+from ..segments import Segment, segment_document
+from ..terms import tokenize
+from .base import CorruptIndexError, MissingIndexError, StaleIndexError
 from .checksums import sha256_file
-from .documents import Document
-from .embeddings import Embedder, ModelInfo
 from .locking import DirectoryLock
-from .segments import Segment, segment_document
-from .store import CorruptIndexError, MissingIndexError, StaleIndexError
-from .terms import tokenize
 from .vector_cache import VectorCache
 
 FORMAT_VERSION = 2

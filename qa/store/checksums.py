@@ -6,7 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from .segments import Segment
+from ..segments import Segment
 
 
 def sha256_file(path: Path) -> str:

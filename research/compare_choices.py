@@ -1,8 +1,8 @@
-"""The measurements behind the engine's design choices (README, "Choices, measured").
+"""The measurements behind the engine's design choices (docs/choices.md).
 
-    .venv/bin/python benchmarks/compare_choices.py segmenters
-    .venv/bin/python benchmarks/compare_choices.py fusion      [--squad FILE]
-    .venv/bin/python benchmarks/compare_choices.py abstention  [--squad FILE]
+    .venv/bin/python research/compare_choices.py segmenters
+    .venv/bin/python research/compare_choices.py fusion      [--squad FILE]
+    .venv/bin/python research/compare_choices.py abstention  [--squad FILE]
 
 Each SQuAD article is one document, split into sentences by the engine; a
 sentence is correct when it covers a gold answer's span.  Sentence and
@@ -68,7 +68,7 @@ def segmenters():
 
 def cached(path: Path) -> list[dict]:
     """Per article: sentence spans, texts, tokens and vectors; questions, tokens, vectors, gold spans."""
-    from qa.embeddings import BASE_MODEL, Embedder
+    from qa.models.embedder import BASE_MODEL, Embedder
     from qa.terms import tokenize
     from qa.segments import split_sentences
 

@@ -1,8 +1,8 @@
 """Reading each sentence after the one before it: chosen on half the articles, tested on the other.
 
-    .venv/bin/python benchmarks/context_units.py [--squad FILE]
-    .venv/bin/python benchmarks/context_units.py --model DIR --half 1
-    .venv/bin/python benchmarks/context_units.py --models DIR0 DIR1
+    .venv/bin/python research/context_units.py [--squad FILE]
+    .venv/bin/python research/context_units.py --model DIR --half 1
+    .venv/bin/python research/context_units.py --models DIR0 DIR1
 
 SQuAD v1.1's public articles are split by position (even / odd).  On each
 half, a grid of settings is scored; the best is tested on the other half, so
@@ -62,7 +62,7 @@ TUNED_GRID = [(share, "sum", prev, nxt, 0.0, 0.0, 0.0, dense, bonus)
 
 def embedded(path: Path, model: str | None = None) -> list[dict]:
     """Per article: sentences split within paragraphs as the engine does, their vectors, questions."""
-    from qa.embeddings import BASE_MODEL, Embedder
+    from qa.models.embedder import BASE_MODEL, Embedder
     from qa.terms import tokenize
     from qa.training.embedder import articles
 

@@ -45,11 +45,11 @@ from typing import Callable
 
 import numpy as np
 
+from ..documents import Document
+from ..segments import Segment
+from ..terms import tokenize
+from .base import CorruptIndexError, StaleIndexError, StoreUnavailableError
 from .checksums import spans_sha256
-from .documents import Document
-from .segments import Segment
-from .store import CorruptIndexError, StaleIndexError, StoreUnavailableError
-from .terms import tokenize
 
 FORMAT_VERSION = 1
 # The collection property recording format, model and dimension (milvus-lite

@@ -1,7 +1,7 @@
 """What retrieval needs from an index of sentences, and nothing more.
 
 Two engines stand behind this interface: the embedded default, a directory of
-FAISS + bm25s files (``qa.index``), and Milvus (``qa.milvus``), selected by
+FAISS + bm25s files (``qa.store.index``), and Milvus (``qa.store.milvus``), selected by
 ``--store URI``.  Retrieval sees only this protocol, so neither engine's types
 leak into scoring.
 

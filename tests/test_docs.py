@@ -8,6 +8,9 @@ A block runs by its language:
 - ``json``: a ``qa ask --json`` reply: ``qa ask --json --k N`` with its question must print the
   same object (``latency_ms`` aside; scores to the rounding of another CPU);
 - ``text``: never run (synopses, layouts, file formats).
+The README's table of figures stays true too: a row whose command is ``qa eval ... --json``
+names metrics as that command prints them (``hit@1 0.854``), each to the digits shown.
+
 A block whose info string also says ``notest`` (```` ```sh notest ````) is not run: it starts a
 server, installs, trains, or needs a machine that is not here.
 
@@ -126,3 +129,32 @@ def test_documented_example(language, body, scratch, monkeypatch):
         actual = json.loads(shell(f"qa ask --json --k {len(shown['quotes'])} '{question}'", scratch).stdout)
         shown.pop("latency_ms"), actual.pop("latency_ms")
         assert same(shown, actual), f"the reply is now:\n{json.dumps(actual, indent=1, ensure_ascii=False)}"
+
+
+def eval_figures():
+    """(command, metric, figure) for each ``name value`` figure of the README's rows of ``qa eval`` commands."""
+    figures, command = [], None
+    for row in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        if not row.startswith("|") or len(cells) != 3:
+            continue
+        command = command if cells[2] == "same" else cells[2].strip("`")
+        if command.startswith("qa eval") and command.endswith("--json"):
+            figures += [(command, name, value) for name, value in re.findall(r"([\w@]+) (\d+\.\d+)", cells[1])]
+    return figures
+
+
+def test_the_readme_table_names_eval_figures():
+    assert {name for _, name, _ in eval_figures()} >= {"hit@1", "hit@3", "reply_accuracy"}
+
+
+@pytest.fixture(scope="module")
+def eval_metrics(scratch):
+    printed = {}
+    return lambda command: printed.get(command) or printed.setdefault(command, json.loads(shell(command, scratch).stdout))
+
+
+@pytest.mark.parametrize("command,name,figure", eval_figures())
+def test_the_readme_figure_is_what_qa_eval_prints(command, name, figure, eval_metrics):
+    digits = len(figure.split(".")[1])
+    assert f"{eval_metrics(command)[name]:.{digits}f}" == figure

@@ -28,11 +28,11 @@ run: setup
 test: setup chromium
 	$(PY) -m pytest
 
-# The heavier kill and load runs (README, "Robustness").
+# The heavier kill and load runs (docs/robustness.md).
 stress: setup
 	$(PY) -m pytest -m stress -s
 
-# Speed and memory from the seed to a million sentences; prints a table, writes bench.json.
+# Speed and memory from the seed to a million sentences; prints a table, writes bench.json (docs/speed.md).
 bench: setup chromium
 	$(PY) benchmarks/bench.py --json bench.json
 

@@ -5,7 +5,7 @@ sentence that holds the kind asked for gets a small retrieval bonus, and the
 matching words become the short answer inside the quote.  "Who" questions are
 left out: the names in a sentence are too often the question's own, and on
 SQuAD v1.1 the bonus hurt them.  `qa eval` reports short-answer exact match
-and F1 (README, "Results").
+and F1 (docs/results.md).
 """
 
 from __future__ import annotations

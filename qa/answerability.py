@@ -1,8 +1,8 @@
 """Whether the retrieved sentences answer the question: evidence, weighed.
 
 The retrieval score alone barely tells an answerable question from an
-on-topic one the documents do not answer (AUC 0.59 on SQuAD v2.0, README
-"Choices, measured").  This module gathers more evidence from the top
+on-topic one the documents do not answer (AUC 0.59 on SQuAD v2.0,
+docs/choices.md).  This module gathers more evidence from the top
 passages and their documents: is the thing asked for there (a number for
 "how many", a date for "when", a name for "who"), are the question's key
 terms, names and numbers present in the best sentence, its paragraph and the

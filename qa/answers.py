@@ -74,7 +74,7 @@ class Answer:
         return self.quotes[0].text if self.answered and self.quotes else None
 
     def to_dict(self) -> dict:
-        """The JSON contract of ``qa ask --json`` (README, "JSON output")."""
+        """The JSON contract of ``qa ask --json`` (README, "The JSON reply")."""
         return {
             "question": self.question,
             "answered": self.answered,

@@ -19,7 +19,7 @@ from .store.index import CorpusIndex, index_dir_for, vector_cache_for
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "seeds"
 DEFAULT_K = 3
-# Between the off-topic and the answered seed questions (README, "Choices, measured").
+# Between the off-topic and the answered seed questions (docs/choices.md).
 DEFAULT_THRESHOLD = 0.2
 
 

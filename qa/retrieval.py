@@ -12,7 +12,7 @@ and the term-coverage top-N of whichever store (``qa.store``) holds the index.
 Measured on SQuAD v1.1 dev (../shared/eval, 5,397 questions, one article per
 document, sentence-level hit@1): dense alone 0.577, BM25 alone 0.654, RRF of
 the two 0.661, dense + 0.5 * max-normalized BM25 0.704, (cosine + coverage) / 2
-0.728, and 0.745 with each sentence read in context (README, "Choices, measured").
+0.728, and 0.745 with each sentence read in context (docs/choices.md).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ TYPE_BONUS = 0.04
 # The cosine's share of the score, and reading each sentence after the one before it
 # (``_read_in_context``), chosen with the fine-tuned embedder on half the public SQuAD v1.1
 # articles and tested on the other half, each half read by an embedder fine-tuned without it:
-# hit@1 0.758 -> 0.766 over all 5,397 questions, hit@3 0.903 -> 0.902 (README, "Choices, measured";
+# hit@1 0.758 -> 0.766 over all 5,397 questions, hit@3 0.903 -> 0.902 (docs/choices.md;
 # with the base embedder, an even split and half the cosine read in context had been best).
 DENSE_WEIGHT = 0.6
 CONTEXT_COSINE = 0.25
@@ -104,7 +104,7 @@ class HybridRetriever:
         cosine is taken with the sum of the two sentences' vectors, the rest
         with the sentence alone, and a question term found only in the sentence
         before counts at ``PREVIOUS_TERM_WEIGHT``.  Within a paragraph only: across one the
-        subject has usually changed (SQuAD v1.1, README "Choices, measured").
+        subject has usually changed (SQuAD v1.1, docs/choices.md).
         """
         previous = np.array([self._previous(i) for i in ids.tolist()], dtype=np.int64)
         has = previous >= 0

@@ -1,7 +1,7 @@
 """Sentences with exact offsets, and the section and paragraph each belongs to.
 
 Sentence boundaries come from nupunkt.  Measured on the 1,023 SQuAD v1.1
-paragraphs in ../shared/eval (see README, "Choices"), it split them 48 times
+paragraphs in ../shared/eval (see docs/choices.md), it split them 48 times
 faster than pysbd and cut fewer gold answers in two (5 against 9 of 5,397).
 """
 

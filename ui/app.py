@@ -381,7 +381,7 @@ def launch(app: App, port: int, prevent_thread_lock: bool = False) -> gr.Blocks:
     demo.queue(default_concurrency_limit=CONCURRENCY)
     # Gradio's own API route costs about twice the CPU per question of a plain route: 20 users
     # at once got 83 questions/s and p95 610 ms through it, about 150/s and p95 220-280 ms
-    # through a plain FastAPI route (README, "Speed"). It is in place before the server starts.
+    # through a plain FastAPI route (docs/speed.md). It is in place before the server starts.
     demo.launch(
         server_name="127.0.0.1", server_port=port, share=False, inbrowser=False,
         prevent_thread_lock=prevent_thread_lock, max_file_size=MAX_UPLOAD_BYTES,

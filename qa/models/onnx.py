@@ -196,7 +196,7 @@ class OnnxNetwork:
         options.log_severity_level = 3  # errors only: its warnings would mix with the caller's stderr
         # Idle worker threads sleep instead of spinning: on 2 shared cores, and
         # beside the app's concurrent questions, spinning burnt the CPU the
-        # other thread needed (indexing 44 against 26 sentences/s, README).
+        # other thread needed (indexing 44 against 26 sentences/s, docs/choices.md).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
 

@@ -53,7 +53,7 @@ DEFAULT_DATA_DIR_ENV = "QA_DATA_DIR"
 # question.  On the million synthetic sentences of `make bench`, IVF-Flat with
 # 2,048 lists and 32 probed found the exact top 10 at recall 0.997 in 1.7 ms a
 # search (256 results); HNSW (M 32) reached 0.946 at efSearch 320 and 0.983 at
-# 640 (1.9 ms), and took 166 s to build against IVF's 133 s (README, "Speed").
+# 640 (1.9 ms), and took 166 s to build against IVF's 133 s (docs/choices.md).
 ANN_MIN_SENTENCES = 20_000
 IVF_PROBES = 32
 IVF_TRAINING_PER_LIST = 50  # k-means on 50 vectors per list: enough for stable centroids, seconds to train

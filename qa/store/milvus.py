@@ -72,8 +72,8 @@ FETCH_BATCH = 1024
 
 # A local file holds what one machine holds: exact search, ranking as the
 # default FAISS store does.  A server holds tens of millions of sentences,
-# where reading every vector per question is too slow: HNSW there (README,
-# "Beyond one machine").  milvus-lite builds both (HNSW through faiss).
+# where reading every vector per question is too slow: HNSW there
+# (docs/beyond-one-machine.md).  milvus-lite builds both (HNSW through faiss).
 FLAT = {"index_type": "FLAT", "metric_type": "IP", "params": {}}
 HNSW = {"index_type": "HNSW", "metric_type": "IP", "params": {"M": 16, "efConstruction": 200}}
 HNSW_EF = 320  # the search's candidate list: at least the retriever's 256

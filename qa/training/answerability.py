@@ -46,8 +46,8 @@ NONE_PRECISION = 0.8
 # issue's bar is 50%, where SQuAD v2.0's reply accuracy peaks (0.58 out of fold, threshold ~0.42),
 # but there the seed set keeps 19 of its 33 right standalone first quotes as answers: its questions
 # are reworded rather than copied, so they share fewer words with their sentence than SQuAD's and
-# score lower.  At 80% it keeps 31 (seed hit@1 under its guard), at 85% all 33; see README
-# "Choices, measured".
+# score lower.  At 80% it keeps 31 (seed hit@1 under its guard), at 85% all 33; see
+# docs/choices.md.
 COVERAGE_FLOOR = 0.85
 TOP_K = 20  # what Assistant.ask retrieves for k <= 10
 
@@ -151,7 +151,7 @@ def kind_table(p: np.ndarray, missing: np.ndarray, right: np.ndarray, answerable
         "none_right": float((~answerable[none]).mean()) if none.any() else None,
         "none_coverage_of_unanswerable": float((none & ~answerable).sum() / (~answerable).sum()),
         "n_answer": int(said.sum()), "n_possible": int((kinds == "possible").sum()), "n_none": int(none.sum()),
-        # A possible answer counts as an abstention (README, "Evaluation").
+        # A possible answer counts as an abstention (docs/results.md).
         "reply_accuracy": float(((said & right) | (~said & ~answerable)).mean()),
     }
 

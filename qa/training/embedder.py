@@ -19,7 +19,7 @@ learned "no answer" level joins every question's choices, an answerable
 question's sentence must beat it and an unanswerable question must choose it
 over its article's sentences, most similar first.  ``--mine-with DIR`` finds
 the hard negatives with another model, e.g. one already fine-tuned, whose
-mistakes are harder than the base model's (README, "Choices, measured").
+mistakes are harder than the base model's (docs/choices.md).
 """
 
 from __future__ import annotations

@@ -75,10 +75,12 @@ class HybridRetriever:
         texts = [question, f"{context} {question}"] if context else [question]
         return self.rank(question, texts, self.embedder.embed(texts), top_k)
 
-    def rank(self, question: str, texts: list[str], vectors: np.ndarray, top_k: int = 10) -> list[Passage]:
-        """``retrieve`` once the search texts are embedded: ``vectors[i]`` is ``texts[i]``'s."""
+    def rank(self, question: str, texts: list[str], vectors: np.ndarray, top_k: int = 10,
+             terms: list[list[str]] | None = None) -> list[Passage]:
+        """``retrieve`` once the search texts are embedded: ``vectors[i]`` is ``texts[i]``'s.  ``terms``:
+        the texts' ``tokenize`` when already known (the reader's training mines where no stemmer is installed)."""
         store = self.store
-        weights = [self._term_weights(tokens) for tokens in tokenize(texts)]
+        weights = [self._term_weights(tokens) for tokens in (tokenize(texts) if terms is None else terms)]
         candidates: set[int] = set()
         for ids in store.dense_search(vectors, self.candidates):
             candidates.update(ids.tolist())

@@ -5,7 +5,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup chromium run test stress bench index train train-embedder clean
+.PHONY: setup chromium run test stress bench index train train-short-answer train-embedder clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -39,9 +39,15 @@ bench: setup chromium
 index: setup
 	$(VENV)/bin/qa index seeds/
 
-# Refit models/answerability.weights.json and its manifest from ../shared/eval (a few minutes).
+# Refit models/answerability.weights.json and its manifest on ../shared/train, judged on
+# ../shared/eval (about 20 minutes on 2 quiet cores; the engine's evidence is cached under the data dir).
 train: setup
 	$(PY) -m qa.training.answerability
+
+# Retrain the short-answer reader in models/short-answer/ on ../shared/train (50 minutes of training,
+# resumable after a kill, then export and judging); then `make train`, since its score is evidence.
+train-short-answer: setup
+	$(PY) -m qa.training.short_answer
 
 # Refit the fine-tuned embedder in models/ from ../shared/eval (CPU: about 10 minutes on 2 quiet
 # cores); then `make train`, since the answerability evidence depends on the vectors.

@@ -48,6 +48,7 @@ FEATURES = (
     "names_asked", "names_sentence", "names_document", "numbers_asked", "numbers_paragraph",
     "same_paragraph_top5", "negation", "question_terms",
     *(f"wh_{w}" for w in _WH),
+    "reader", "reader_in_question", "z_top",
 )
 
 
@@ -83,8 +84,9 @@ def _names(question: str) -> set[str]:
     return {m.group(0).lower() for m in _NAME.finditer(question) if m.start() > 0}
 
 
-def features(question: str, passages: Sequence[Passage], documents: dict[str, Document]) -> np.ndarray:
-    """The evidence vector (in ``FEATURES`` order) for ``question`` and its retrieved ``passages``."""
+def features(question: str, passages: Sequence[Passage], documents: dict[str, Document], short=None) -> np.ndarray:
+    """The evidence vector (in ``FEATURES`` order) for ``question``, its retrieved ``passages`` and the
+    short answer the reader found in the first (``qa.answers.ShortAnswer``, or None)."""
     if not passages:
         return np.zeros(len(FEATURES))
     top = passages[0]
@@ -129,6 +131,13 @@ def features(question: str, passages: Sequence[Passage], documents: dict[str, Do
         "negation": float(bool(_NEGATION.search(question))),
         "question_terms": float(len(q_terms)),
         **{f"wh_{w}": float(first == w or (w == "what" and first not in _WH)) for w in _WH},
+        "reader": short.score if short is not None else 0.0,
+        # The reader's answer made only of the question's own words is no answer.
+        "reader_in_question": float(short is not None and set(re.findall(r"\w+", short.text.lower()))
+                                    <= set(re.findall(r"\w+", question.lower()))),
+        # The best score against the rest of the top 20, in their own spread: it does not move when
+        # a kind of text scores lower everywhere.
+        "z_top": (scores[0] - float(np.mean(scores[1:]))) / (float(np.std(scores[1:])) + 1e-3) if len(scores) > 2 else 0.0,
     }
     return np.array([values[name] for name in FEATURES], dtype=np.float64)
 
@@ -144,51 +153,84 @@ def missing_asked(x: np.ndarray) -> bool:
     return np.any(x[..., list(VETO)] == 1, axis=-1)
 
 
-def kind(probability, missing, answer: float, possible: float):
+def kind(probability, missing, answer: float, possible: float, off_topic=False):
     """"answer", "possible" or "none"; works elementwise on arrays too (for training)."""
-    p, missing = np.asarray(probability), np.asarray(missing)
-    out = np.where(p < possible, "none", np.where((p >= answer) & ~missing, "answer", "possible"))
+    p, missing, off_topic = np.asarray(probability), np.asarray(missing), np.asarray(off_topic)
+    out = np.where((p < possible) | off_topic, "none", np.where((p >= answer) & ~missing, "answer", "possible"))
     return str(out) if out.ndim == 0 else out
 
 
 @dataclass(frozen=True)
-class AnswerabilityModel:
-    """A logistic regression over ``FEATURES``, and the two thresholds that sort replies into kinds.
-
-    ``probability >= answer`` is an answer, ``>= possible`` a possible answer,
-    below that the documents don't say.  A question whose asked-for thing (a
-    number, a time, a name) is missing from the best sentence is at most a
-    possible answer (``VETO``).
-    """
+class Logistic:
+    """A logistic regression over ``FEATURES``, standardized by ``mean`` and ``scale``."""
 
     mean: np.ndarray
     scale: np.ndarray
     weights: np.ndarray
     bias: float
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(((x - self.mean) / self.scale) @ self.weights + self.bias)))
+
+    def to_json(self) -> dict:
+        return {"mean": self.mean.tolist(), "scale": self.scale.tolist(), "weights": self.weights.tolist(),
+                "bias": self.bias}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Logistic":
+        return cls(np.array(data["mean"]), np.array(data["scale"]), np.array(data["weights"]), float(data["bias"]))
+
+
+@dataclass(frozen=True)
+class AnswerabilityModel:
+    """Two logistic regressions over ``FEATURES`` and the thresholds that sort replies into kinds.
+
+    ``off_topic`` is the probability that the question is about something else
+    than the documents altogether (its terms and names absent from them): at or
+    above ``off_topic_cut`` the documents don't say.  Otherwise ``answers``
+    gives the probability that the first quote answers: ``>= answer`` is an
+    answer, ``>= possible`` a possible answer, below that the documents don't
+    say.  A question whose asked-for thing (a number, a time, a name) is
+    missing from the best sentence is at most a possible answer (``VETO``).
+    """
+
+    answers: Logistic
     answer: float
     possible: float
+    off_topic: Logistic | None = None
+    off_topic_cut: float = 1.0
 
     def probability(self, x: np.ndarray) -> float:
-        z = float(((x - self.mean) / self.scale) @ self.weights + self.bias)
-        return float(1.0 / (1.0 + np.exp(-z)))  # a plain float: numpy's would reach JSON as a string via Gradio
+        return float(self.answers.probabilities(x))  # a plain float: numpy's would reach JSON as a string via Gradio
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """``probability`` of each row of ``x``."""
+        return self.answers.probabilities(x)
+
+    def is_off_topic(self, x: np.ndarray):
+        if self.off_topic is None:
+            return np.zeros(np.shape(x)[:-1], dtype=bool)
+        return self.off_topic.probabilities(x) >= self.off_topic_cut
 
     def reply(self, x: np.ndarray) -> tuple[str, float]:
         """The kind of reply for the evidence ``x``, and the probability that the first quote answers."""
         p = self.probability(x)
-        return kind(p, missing_asked(x), self.answer, self.possible), p
+        return kind(p, missing_asked(x), self.answer, self.possible, self.is_off_topic(x)), p
 
     def to_json(self) -> dict:
-        return {"features": list(FEATURES), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
-                "weights": self.weights.tolist(), "bias": self.bias,
-                "thresholds": {"answer": self.answer, "possible": self.possible}}
+        return {"features": list(FEATURES), **self.answers.to_json(),
+                "off_topic": None if self.off_topic is None else self.off_topic.to_json(),
+                "thresholds": {"answer": self.answer, "possible": self.possible, "off_topic": self.off_topic_cut}}
 
     @classmethod
     def from_json(cls, data: dict) -> "AnswerabilityModel":
         if data.get("features") != list(FEATURES):
             raise AnswerabilityModelError("the answerability weights were fitted on other features: "
                                           "rebuild them with `python -m qa.training.answerability`")
-        return cls(np.array(data["mean"]), np.array(data["scale"]), np.array(data["weights"]),
-                   float(data["bias"]), float(data["thresholds"]["answer"]), float(data["thresholds"]["possible"]))
+        thresholds = data["thresholds"]
+        return cls(Logistic.from_json(data), float(thresholds["answer"]), float(thresholds["possible"]),
+                   Logistic.from_json(data["off_topic"]) if data.get("off_topic") else None,
+                   float(thresholds.get("off_topic", 1.0)))
 
 
 @functools.cache

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from . import answerability
-from .answer_types import short_answer_span
 from .documents import Document
+from .models.short_answer import ShortAnswerReader
 from .retrieval import Passage
 
 NO_ANSWER = "The documents don't say."
@@ -22,6 +22,7 @@ class ShortAnswer:
     text: str
     start: int
     end: int
+    score: float = 0.0  # the reader's confidence: its start and end scores added
 
 
 @dataclass(frozen=True)
@@ -93,51 +94,65 @@ def _normalized(text: str) -> str:
 
 
 def select_quotes(question: str, passages: list[Passage], documents: dict[str, Document],
-                  k: int) -> tuple[Quote, ...]:
-    """Up to ``k`` quotes, best first, with repeated sentences collapsed."""
-    quotes, seen = [], set()
+                  k: int, reader: ShortAnswerReader | None = None) -> tuple[Quote, ...]:
+    """Up to ``k`` quotes, best first, with repeated sentences collapsed; with a ``reader``, each
+    holds its short answer (the words the reader finds answering the question)."""
+    chosen, seen = [], set()
     for p in passages:
         key = _normalized(p.segment.text)
         if key in seen:
             continue
         seen.add(key)
+        chosen.append(p)
+        if len(chosen) == k:
+            break
+    texts = [documents[p.segment.doc_id].text[p.segment.start:p.segment.end] for p in chosen]
+    spans = reader.spans(question, texts) if reader is not None else [None] * len(chosen)
+    quotes = []
+    for p, text, span in zip(chosen, texts, spans):
         s = p.segment
         doc = documents[s.doc_id]
         short = None
-        if span := short_answer_span(question, s.text):
-            start, end = s.start + span[0], s.start + span[1]
-            short = ShortAnswer(doc.text[start:end], start, end)
+        if span is not None:
+            start, end = s.start + span.start, s.start + span.end
+            short = ShortAnswer(doc.text[start:end], start, end, round(span.score, 3))
         quotes.append(Quote(
-            text=doc.text[s.start:s.end], doc=doc.id, title=doc.title, section=s.section,
+            text=text, doc=doc.id, title=doc.title, section=s.section,
             position=s.position, start=s.start, end=s.end, score=round(p.score, 4), short_answer=short,
         ))
-        if len(quotes) == k:
-            break
     return tuple(quotes)
 
 
 def compose(question: str, query: str, passages: list[Passage], documents: dict[str, Document],
-            k: int, threshold: float) -> Answer:
+            k: int, threshold: float, reader: ShortAnswerReader | None = None) -> Answer:
     """The reply to ``question``: its kind, from the evidence in ``passages``, and up to ``k`` quotes.
 
     A best score under ``threshold`` is off-topic: the documents don't say.
     Otherwise the answerability model weighs the evidence and decides the kind
-    (``AnswerabilityModel.reply``).
+    (``AnswerabilityModel.reply``).  A reply of "none" carries no short answers:
+    its quotes are only the closest passages.
     """
-    quotes = select_quotes(question, passages, documents, k)
+    quotes = select_quotes(question, passages, documents, k, reader)
     if not quotes or quotes[0].score < threshold:
         message = NO_ANSWER + (" The closest passages are listed." if quotes else "")
-        return Answer(question, False, quotes, message, query, kind="none")
+        return Answer(question, False, _without_short_answers(quotes), message, query, kind="none")
     if query != question:
         # A follow-up read with earlier turns: the model was fitted on standalone questions, and
         # misjudges a short follow-up's evidence (seeds/followups.jsonl: 6 of 19 right first
         # quotes made possible or none), so the score threshold alone decides, as before it.
         kind, confidence = "answer", None
     else:
-        kind, confidence = answerability.load_model().reply(answerability.features(question, passages, documents))
+        evidence = answerability.features(question, passages, documents, quotes[0].short_answer)
+        kind, confidence = answerability.load_model().reply(evidence)
     if kind == "answer":
         cited = "; ".join(dict.fromkeys(q.title for q in quotes))
         message = f"{len(quotes)} quote(s) from: {cited}"
     else:
         message = POSSIBLE if kind == "possible" else NO_ANSWER + " The closest passages are listed."
+        if kind == "none":
+            quotes = _without_short_answers(quotes)
     return Answer(question, kind == "answer", quotes, message, query, kind=kind, confidence=confidence)
+
+
+def _without_short_answers(quotes: tuple[Quote, ...]) -> tuple[Quote, ...]:
+    return tuple(replace(q, short_answer=None) for q in quotes)

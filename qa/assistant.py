@@ -12,6 +12,7 @@ from . import conversation, questions
 from .answers import Answer, compose
 from .documents import Document, load_documents
 from .models.embedder import DEFAULT_MODEL, Embedder
+from .models.short_answer import ShortAnswerReader
 from .retrieval import HybridRetriever
 from .segments import Segment, segment_document
 from .store import CorruptIndexError, MissingIndexError, StaleIndexError, Store
@@ -19,8 +20,10 @@ from .store.index import CorpusIndex, index_dir_for, vector_cache_for
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "seeds"
 DEFAULT_K = 3
-# Between the off-topic and the answered seed questions (docs/choices.md).
-DEFAULT_THRESHOLD = 0.2
+# Under this retrieval score a question is off-topic before any model reads it: the score that the
+# lowest 5% of off-topic questions score under on SQuAD train (``score_cut`` in
+# models/answerability.json, fitted by ``python -m qa.training.answerability``).
+DEFAULT_THRESHOLD = 0.117
 
 
 class Assistant:
@@ -48,6 +51,7 @@ class Assistant:
             raise ValueError(f"rebuild={rebuild!r}: use 'never', 'stale' or 'always'")
         self.paths = [Path(p) for p in paths]
         self.embedder = Embedder(model)
+        self.reader = ShortAnswerReader()
         self.data_dir = data_dir
         self.k = k
         self.threshold = threshold
@@ -77,6 +81,7 @@ class Assistant:
         self.documents = load_documents(self.paths)
         self.documents_by_id = {d.id: d for d in self.documents}
         self.embedder.load(progress)  # the first use exports the model to ONNX, once
+        self.reader.load()
         if self.store_uri:
             self._sync_remote(progress)
         else:
@@ -158,7 +163,7 @@ class Assistant:
         passages = self.retriever.retrieve(question, top_k=max(k, 10) * 2, context=context)
         passages = conversation.follow_on(question, turns, passages)
         answer = compose(question, query, passages, self.documents_by_id, k,
-                         self.threshold if threshold is None else threshold)
+                         self.threshold if threshold is None else threshold, self.reader)
         return replace(answer, latency_ms=(time.perf_counter() - started) * 1000)
 
 

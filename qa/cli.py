@@ -142,6 +142,8 @@ def format_answer(answer: Answer) -> str:
     lines = []
     if not answer.answered:
         lines.append(answer.message)
+    if answer.quotes and answer.quotes[0].short_answer:
+        lines.append(f"Short answer: {answer.quotes[0].short_answer.text}")
     for n, q in enumerate(answer.quotes, 1):
         where = f"{q.doc}" + (f", {q.section}" if q.section else "") + f", sentence {q.position + 1}"
         lines.append(f"[{n}] \u201c{q.text}\u201d\n    \u2014 {where}, chars {q.start}-{q.end}, score {q.score:.2f}")

@@ -15,10 +15,11 @@ import pytest
 
 from qa.answerability import FEATURES
 from qa.documents import load_documents
-from qa.embeddings import BASE_MODEL, ModelInfo, resolve_model
-from qa.index import CorpusIndex
+from qa.models.embedder import BASE_MODEL
+from qa.models.manifest import ModelInfo, resolve_model
 from qa.retrieval import HybridRetriever
 from qa.segments import segment_document
+from qa.store.index import CorpusIndex
 from qa.training import reader, reader_data
 from qa.training.reader_eval import report
 

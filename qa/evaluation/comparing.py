@@ -38,7 +38,7 @@ def load_previous(path: str | Path) -> tuple[dict, dict[str, str] | None]:
 
 
 COMPARED = ("hit@1", "hit@3", "ranking_hit@1", "ranking_hit@3", "mrr", "exact_match", "f1", "abstain_precision", "abstain_recall", "abstain_f1",
-            "reply_accuracy", "answerability_auc", "quotes_verified", "latency_ms_p50", "latency_ms_p95", "n", "n_answerable", "n_unanswerable",
+            "reply_accuracy", "answerable_unanswered", "answerability_auc", "quotes_verified", "latency_ms_p50", "latency_ms_p95", "n", "n_answerable", "n_unanswerable",
             "n_abstained", "n_possible", "threshold")
 
 

@@ -54,9 +54,10 @@ def compute_metrics(records: Sequence[dict], threshold: float | None = None) -> 
     ranked = [_rate(sum(1 for r in answerable if r["rank"] is not None and r["rank"] <= k), len(answerable))
               for k in (1, 3)]
     mrr = _rate(sum(1 / r["rank"] for r in answerable if r["answered"] and r["rank"]), len(answerable))
-    shorts = [r for r in answerable if r["answered"] and r.get("short_answer") is not None]
-    em = _rate(sum(best_over(exact_match_score, r["short_answer"], r["expected"]) for r in shorts), len(shorts))
-    f1 = _rate(sum(best_over(f1_score, r["short_answer"], r["expected"]) for r in shorts), len(shorts))
+    # Short answers over every answerable question, as SQuAD scores them: none given scores 0.
+    shorts = [r for r in answerable if r.get("short_answer") is not None]
+    em = _rate(sum(best_over(exact_match_score, r["short_answer"], r["expected"]) for r in shorts), len(answerable))
+    f1 = _rate(sum(best_over(f1_score, r["short_answer"], r["expected"]) for r in shorts), len(answerable))
     right_abstains = sum(1 for r in abstained if not r["answerable"])
     precision = _rate(right_abstains, len(abstained))
     recall = _rate(right_abstains, len(unanswerable))
@@ -85,6 +86,8 @@ def compute_metrics(records: Sequence[dict], threshold: float | None = None) -> 
         "abstain_recall": recall,
         "abstain_f1": abstain_f1,
         "reply_accuracy": _rate(right_replies, len(records)),
+        # Answerable questions left without an answer (a possible answer or "the documents don't say").
+        "answerable_unanswered": _rate(sum(1 for r in answerable if not r["answered"]), len(answerable)),
         # How well the answerability probability ranks answerable above unanswerable questions.
         "answerability_auc": auc([r["confidence"] for r in confident], [r["answerable"] for r in confident]),
         "quotes_verified": _rate(sum(r["quotes_verified"] for r in records), n_quotes),

@@ -58,7 +58,8 @@ def score_answer(item: TestItem, answer, documents: dict, shown: int) -> dict:
     verified = sum(
         1 for q in quotes[:shown] if q.doc in documents and documents[q.doc].text[q.start:q.end] == q.text
     )
-    short = _short_text(quotes[0]) if quotes and answer.answered else None
+    # A reply of "none" carries no short answer; an answer or a possible answer shows its first quote's.
+    short = _short_text(quotes[0]) if quotes else None
     return {
         "id": item.id,
         "question": item.question,

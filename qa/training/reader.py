@@ -37,13 +37,13 @@ reader, with 95% intervals over resampled articles: ``report.json``.
 One accelerator call, estimated at 2.5 minutes more than ``--minutes`` on an H100
 (docs/reader.md).  The working tree travels whole and may hold 64 MiB:
 ``prepare``'s folder is about 59 MB (base/ 46.2, train.json.xz 9.6), so the
-shipped embedder (45 MB, not needed there: mining uses the base model) steps
-aside for the call::
+shipped models (the embedder's 45 MB and the short-answer reader, not needed
+there: mining uses the base model) step aside for the call::
 
-    mv models/all-MiniLM-L6-v2-squad build/embedder-aside
+    mkdir -p build/aside && mv models/all-MiniLM-L6-v2-squad models/short-answer build/aside/
     device run, carry ["build/reader"], timeout_s 600, the command:
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1; python3 -m qa.training.reader run --data build/reader --out $OUT --minutes 5 --processes 16 2>&1 | grep -v Warn | tee $OUT/log.txt
-    mv build/embedder-aside models/all-MiniLM-L6-v2-squad    # afterwards, whatever the call returned
+    mv build/aside/all-MiniLM-L6-v2-squad build/aside/short-answer models/    # afterwards, whatever it returned
 
 It returns report.json, scores.json.gz (the reader's logits for every dev
 candidate) and the weights as reader-1/2.safetensors (fp16, under 16 MiB each).
@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     if args.step == "prepare":
-        from ..index import default_data_dir
+        from ..store.index import default_data_dir
 
         prepare(args.out, args.train, args.eval, args.data_dir or default_data_dir(), args.articles,
                 args.questions)

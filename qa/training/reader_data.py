@@ -31,11 +31,12 @@ from pathlib import Path
 import numpy as np
 
 from ..documents import load_documents
-from ..embeddings import BASE_MODEL, resolve_model
 from ..evaluation import corpus_key, is_correct, read_squad
-from ..index import CorpusIndex
+from ..models.embedder import BASE_MODEL
+from ..models.manifest import resolve_model
 from ..retrieval import HybridRetriever
 from ..segments import Segment, segment_document
+from ..store.index import CorpusIndex
 from ..terms import tokenize
 
 TRAIN_FILES = ("squad_v1.1_train.jsonl", "squad_v2.0_train_approx.jsonl")  # answerable, unanswerable

@@ -1,0 +1,145 @@
+"""The short answer: the words inside a quote that answer the question, found by a trained reader.
+
+A six-layer MiniLM reads "[CLS] question [SEP] sentence [SEP]" and scores
+every word piece of the sentence as the answer's first and last; the best
+pair no longer than ``MAX_ANSWER_TOKENS`` is the short answer, returned as
+character offsets into the sentence, so the quote stays verbatim.  It is
+trained on SQuAD v1.1 train's answer sentences by
+``python -m qa.training.short_answer`` and ships in ``models/`` as ONNX with
+a manifest (sha256 of every file, base model, training data and license),
+checked before use like the embedder's.  onnxruntime and tokenizers run it:
+no torch on the query path.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .manifest import MODELS_DIR, ModelError, file_sha256
+
+MANIFEST = MODELS_DIR / "short-answer.json"
+MAX_TOKENS = 128  # question and sentence together; a longer sentence is read up to here
+MAX_ANSWER_TOKENS = 30
+REBUILD = "rebuild it with `python -m qa.training.short_answer` (README, Models)"
+
+
+class ShortAnswerModelError(ModelError):
+    """The short-answer model is missing or does not match its manifest."""
+
+
+def best_span(start: np.ndarray, end: np.ndarray, allowed: np.ndarray,
+              longest: int = MAX_ANSWER_TOKENS) -> tuple[int, int, float] | None:
+    """(first, last, score) of the best answer within the ``allowed`` word pieces, or None."""
+    if not allowed.any():
+        return None
+    s = np.where(allowed, start, -np.inf)
+    e = np.where(allowed, end, -np.inf)
+    pairs = s[:, None] + e[None, :]
+    n = len(s)
+    band = np.triu(np.ones((n, n), dtype=bool)) & ~np.triu(np.ones((n, n), dtype=bool), longest)
+    pairs = np.where(band, pairs, -np.inf)
+    first, last = np.unravel_index(int(np.argmax(pairs)), pairs.shape)
+    return int(first), int(last), float(pairs[first, last])
+
+
+def encode_pairs(tokenizer, questions: Sequence[str], sentences: Sequence[str]):
+    """Padded model inputs for each (question, sentence), and per pair the sentence's word pieces
+    (a boolean mask) and their character offsets in the sentence."""
+    encodings = tokenizer.encode_batch(list(zip(questions, sentences)))
+    width = max(len(e.ids) for e in encodings)
+    feed = {name: np.zeros((len(encodings), width), dtype=np.int64)
+            for name in ("input_ids", "attention_mask", "token_type_ids")}
+    allowed = np.zeros((len(encodings), width), dtype=bool)
+    offsets = np.zeros((len(encodings), width, 2), dtype=np.int64)
+    for row, e in enumerate(encodings):
+        n = len(e.ids)
+        feed["input_ids"][row, :n] = e.ids
+        feed["attention_mask"][row, :n] = 1
+        feed["token_type_ids"][row, :n] = e.type_ids
+        # The sentence's own word pieces: the second sequence, less its closing [SEP].
+        allowed[row, :n] = [sid == 1 and not special for sid, special in zip(e.sequence_ids, e.special_tokens_mask)]
+        offsets[row, :n] = e.offsets
+    return feed, allowed, offsets
+
+
+def load_tokenizer(path: Path):
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(MAX_TOKENS, strategy="only_second")
+    return tokenizer
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int  # character offsets in the sentence
+    end: int
+    score: float
+
+
+class ShortAnswerReader:
+    """Finds the short answer inside sentences.  Cheap to construct; ``load`` verifies and opens it."""
+
+    def __init__(self, manifest: Path = MANIFEST):
+        self.manifest = Path(manifest)
+        self._session = None
+        self._tokenizer = None
+
+    def load(self) -> "ShortAnswerReader":
+        if self._session is None:
+            directory, weights, digest = _verified(self.manifest)
+            self._tokenizer, self._session = _open(directory, weights, digest)
+        return self
+
+    def spans(self, question: str, sentences: Sequence[str]) -> list[Span | None]:
+        """The best answer span in each sentence, as character offsets into it (None for a sentence of no words)."""
+        if not sentences:
+            return []
+        self.load()
+        feed, allowed, offsets = encode_pairs(self._tokenizer, [question] * len(sentences), sentences)
+        start, end = self._session.run(None, feed)
+        out: list[Span | None] = []
+        for row in range(len(sentences)):
+            found = best_span(start[row], end[row], allowed[row])
+            if found is None:
+                out.append(None)
+                continue
+            first, last, score = found
+            out.append(Span(int(offsets[row, first, 0]), int(offsets[row, last, 1]), score))
+        return out
+
+
+def _verified(manifest: Path) -> tuple[Path, str, str]:
+    """The model's directory, weights file name and weights sha256, once every file matches ``manifest``."""
+    try:
+        meta = json.loads(manifest.read_text(encoding="utf-8"))
+        directory = (manifest.parent / meta["source"]["path"]).resolve()
+        files, weights = meta["files"], meta["weights"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ShortAnswerModelError(f"{manifest}: short-answer model unreadable ({exc}); {REBUILD}") from None
+    for name, expected in files.items():
+        path = directory / name
+        if not path.is_file() or file_sha256(path) != expected:
+            raise ShortAnswerModelError(f"{path} is missing or does not match its manifest {manifest}; {REBUILD}")
+    return directory, weights, files[weights]
+
+
+@functools.cache
+def _open(directory: Path, weights: str, digest: str):
+    """The tokenizer and ONNX session of verified files, once a process: every reader shares them.
+    ``digest`` (the weights' sha256) keys the cache, so retrained weights are opened anew."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    # As the embedder's session: idle threads sleep rather than spin on 2 shared cores.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = onnxruntime.InferenceSession(str(directory / weights), options, providers=["CPUExecutionProvider"])
+    return load_tokenizer(directory / "tokenizer.json"), session

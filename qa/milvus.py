@@ -44,6 +44,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -158,6 +159,7 @@ class MilvusStore:
         self._keys: dict[str, str] = {}  # document id -> key of its version in this corpus
         self._first: dict[str, int] = {}  # key -> corpus id of the document's first sentence
         self._df: Counter[int] = Counter()
+        self._read: dict = {}  # the consistency of reads: see the end of sync()
         self.embedded = 0  # sentences the last sync embedded; unchanged documents keep their rows
         self.manifest: dict = {}  # what the last sync left: model, documents, counts
 
@@ -214,6 +216,13 @@ class MilvusStore:
         self._df = Counter()
         for terms in counts.values():
             self._df.update(terms)
+        from pymilvus import mkts_from_unixtime
+
+        # Reads until the next sync must see what this sync left and need not wait for anything
+        # newer: a Strong read waits for the server's next time tick, ~0.4 s a call on a Milvus
+        # 2.3 server (docs/milvus.md).  So they carry this moment as their guarantee timestamp, by
+        # this machine's clock: one ahead of the server's delays them by the difference, once.
+        self._read = {"consistency_level": "Customized", "guarantee_timestamp": mkts_from_unixtime(time.time())}
         rows = self._count(self.collection)
         if rows != len(segments):
             raise CorruptIndexError(
@@ -262,9 +271,10 @@ class MilvusStore:
                 Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
                 # milvus-lite 2.5.1 imports pkg_resources, whose deprecation would print on every run.
                 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
-                # milvus-lite returns no MVCC timestamp for an iterator; pymilvus then warns on every
-                # sync and uses its own clock, which is what a single embedded process needs.
-                logging.getLogger("pymilvus.orm.iterator").setLevel(logging.ERROR)
+            # milvus-lite and Milvus 2.3 return no MVCC timestamp for an iterator; pymilvus then warns
+            # on every sync and pages by its own clock, which (in step with the server's) reads every
+            # row written before the sync.
+            logging.getLogger("pymilvus.orm.iterator").setLevel(logging.ERROR)
             try:
                 self._client = MilvusClient(self.uri)
             except Exception as exc:  # pymilvus raises several kinds, all meaning "not reachable"
@@ -400,7 +410,7 @@ class MilvusStore:
             params["params"] = {"ef": max(HNSW_EF, top)}
         # Naming the output: milvus-lite otherwise returns every field, vectors included.
         return self._client.search(self.collection, data=data, anns_field=field, limit=min(top, self.size),
-                                   output_fields=["pk"], search_params=params)
+                                   output_fields=["pk"], search_params=params, **self._read)
 
     def dense_search(self, vectors: np.ndarray, top: int) -> list[np.ndarray]:
         hits = self._search("dense", [np.asarray(v, dtype=np.float32).tolist() for v in vectors], top)
@@ -413,8 +423,8 @@ class MilvusStore:
         pks = [self._pk(i) for i in np.asarray(ids, dtype=np.int64).tolist()]
         found = {}
         for batch in _batches(pks, FETCH_BATCH):
-            found.update((row["pk"], row[field]) for row in self._client.get(self.collection, ids=batch,
-                                                                           output_fields=[field]))
+            found.update((row["pk"], row[field]) for row in self._client.get(
+                self.collection, ids=batch, output_fields=[field], **self._read))
         return pks, found
 
     def _present(self, ids: np.ndarray) -> list[bool]:

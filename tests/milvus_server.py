@@ -1,6 +1,6 @@
 """A real Milvus server for the tests, and a `qa` process that talks to it.
 
-    unshare --net python tests/milvus_server.py serve DIR     # prints "listening 19530", stops at EOF on stdin
+    unshare --net python tests/milvus_server.py serve DIR   # prints "listening 19530"; stops at EOF or SIGTERM
     nsenter --net=/proc/PID/ns/net python tests/milvus_server.py client
 
 The server is Milvus 2.3.5 standalone (PyPI ``milvus``: the Go and C++ binary
@@ -22,6 +22,7 @@ store's dense and term calls against a brute force over the loaded sentences.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import traceback
@@ -39,6 +40,8 @@ def serve(base: str) -> None:
     server.set_base_dir(base)
     for component in COMPONENTS:
         server.config.set(f"{component}.ip", "127.0.0.1")
+    # Stopped by EOF on stdin or by SIGTERM: either way the server goes down with this process.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         server.start()  # returns once its health check answers
         print(f"listening {server.listen_port}", flush=True)

@@ -268,6 +268,10 @@ class MilvusStore:
 
         if self._client is None:
             if self.local:
+                if Path(self.uri).is_dir():
+                    raise StoreUnavailableError(
+                        f"{self.uri} is a directory, as milvus-lite 3 wrote them; its engine now is "
+                        f"milvus-lite 2.5, which keeps one file: move it aside and index again")
                 Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
                 # milvus-lite 2.5.1 imports pkg_resources, whose deprecation would print on every run.
                 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)

@@ -244,6 +244,13 @@ def test_a_file_another_process_holds_is_named_with_the_fix(tmp_path):
         holder.wait()
 
 
+def test_a_store_milvus_lite_3_wrote_is_named_with_the_fix(tmp_path):
+    (tmp_path / "old.db" / "collections").mkdir(parents=True)  # milvus-lite 3 keeps a directory
+    documents, segments = corpus([SEED_ARTICLE])
+    with pytest.raises(StoreUnavailableError, match="milvus-lite 3 .*move it aside and index again"):
+        MilvusStore(str(tmp_path / "old.db"), "m", 4).sync(documents, segments, lambda texts: None)
+
+
 def test_bad_uri_names_the_fix():
     with pytest.raises(ValueError, match=r"\.db .*http://host:19530"):
         MilvusStore("milvus.sqlite", "m", 4)

@@ -9,8 +9,8 @@ its corpus's terms beside it, in memory (``qa.term_postings.LocalTerms``),
 tokenized from the documents it reads anyway to cut its quotes.  Two
 processes agree on those terms exactly when they read the same versions of
 the documents, which is what the version keys of the rows already check.
-Older servers cannot delete rows by a filter on ``doc`` or count them, and are
-refused in one line.
+Older servers delete rows by primary key only, where the store deletes by a
+filter on ``doc``: they are refused in one line.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The Milvus store's speed: opening, syncing, and the calls a question makes, beside the default store.
 
-    .venv/bin/python benchmarks/bench_milvus.py [--store /tmp/qa-bench.db | http://host:19530] [--copies 50]
+    .venv/bin/python benchmarks/bench_milvus.py [--store /tmp/qa-bench.db | http://host:19530] [--copies 50 500]
     .venv/bin/python benchmarks/bench_milvus.py --hit1 [--store ...]
 
 ``--hit1``: over every public SQuAD v1.1 article (one corpus each), the share of
@@ -10,18 +10,24 @@ and through the default store over the same vectors.
 
 Corpora: the seed article; the first public SQuAD v1.1 article; and that
 article copied ``--copies`` times as separate documents (each copy's vectors
-the real ones plus Gaussian noise, sigma 0.02, renormalized).  Sentences are
+the real ones plus Gaussian noise, sigma 0.02, renormalized), once per number
+given.  Sentences are
 embedded once and the vectors handed to both stores, so sync times are the
 engine's alone.  Per question (the seed test set's, the article's SQuAD
 questions), with its vector given: each store call at the retriever's sizes,
-and the whole retrieval through Milvus and through FAISS.  Prints one line per
-measurement and asserts nothing: on a shared machine timings are upper bounds.
+and the whole retrieval through Milvus and through FAISS, alternating, so
+that both see the same load; their ratio is the figure to compare across
+machines.  The engine's memory is the resident size of the milvus-lite process
+serving the file, after syncing and after the questions.
+Prints one line per measurement and asserts nothing: on a shared machine
+timings are upper bounds.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -54,7 +60,7 @@ def ms(samples: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", help="Milvus URI (default: a .db file in a temporary folder)")
-    parser.add_argument("--copies", type=int, default=50)
+    parser.add_argument("--copies", type=int, nargs="+", default=[50, 500])
     parser.add_argument("--hit1", action="store_true", help="compare hit@1 on SQuAD instead of timing")
     args = parser.parse_args()
     if args.hit1:
@@ -82,7 +88,7 @@ def main() -> None:
     squad_questions = [qa["question"] for qa in article["qas"]][:200]
     cases = [("seed", [ROOT / "seeds" / "000_70eb0d637448346e.txt"], seed_questions, 1),
              ("article", [work / "article"], squad_questions, 1),
-             (f"article x{args.copies}", [work / "article"], squad_questions, args.copies)]
+             *[(f"article x{n}", [work / "article"], squad_questions, n) for n in args.copies]]
     rng = np.random.default_rng(0)
     for name, paths, questions, copies in cases:
         documents = load_documents(paths)
@@ -114,9 +120,12 @@ def main() -> None:
               f"({len(segments) / took:.0f} sentences/s, vectors given)")
         started = time.perf_counter()
         store.sync(documents, segments, embed)
-        print(f"{name}: sync with nothing changed {time.perf_counter() - started:.2f} s")
+        print(f"{name}: sync with nothing changed {time.perf_counter() - started:.2f} s; "
+              f"engine RSS {engine_rss_mb(uri):.0f} MB, this process {own_rss_mb():.0f} MB")
 
+        started = time.perf_counter()
         default = CorpusIndex.from_vectors(documents, segments, vectors, embedder.info)
+        print(f"{name}: the default store built from the same vectors in {time.perf_counter() - started:.2f} s")
         timings: dict[str, list[float]] = {}
         for question in questions:
             vector = given.embed([question])
@@ -133,16 +142,54 @@ def main() -> None:
                 started = time.perf_counter()
                 run()
                 timings.setdefault(call, []).append(time.perf_counter() - started)
-        for label, target in [("retrieve via Milvus", store), ("retrieve via FAISS", default)]:
-            retriever = HybridRetriever(target, segments, given)
-            for question in questions:
+        retrievers = {"retrieve via Milvus": HybridRetriever(store, segments, given),
+                      "retrieve via FAISS": HybridRetriever(default, segments, given)}
+        for question in questions:
+            for label, retriever in retrievers.items():
                 started = time.perf_counter()
                 retriever.retrieve(question)
                 timings.setdefault(label, []).append(time.perf_counter() - started)
         for call, samples in timings.items():
             print(f"{name}: {call}: {ms(samples)} over {len(samples)} questions")
+        ratio = [np.percentile(timings["retrieve via Milvus"], q) / np.percentile(timings["retrieve via FAISS"], q)
+                 for q in (50, 95)]
+        print(f"{name}: Milvus / FAISS retrieval: p50 x{ratio[0]:.1f}, p95 x{ratio[1]:.1f}; "
+              f"engine RSS {engine_rss_mb(uri):.0f} MB after the questions")
+        if len(documents) > 1:
+            kept = [s for s in segments if s.doc_id != documents[0].id]
+            started = time.perf_counter()
+            store.sync(documents[1:], kept, embed)
+            print(f"{name}: sync with one document removed {time.perf_counter() - started:.2f} s")
         store.close()
     shutil.rmtree(work, ignore_errors=True)
+
+
+def _rss_mb(pid: int | str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def own_rss_mb() -> float:
+    return _rss_mb("self")
+
+
+def engine_rss_mb(uri: str) -> float:
+    """The resident memory of the milvus-lite engine serving file ``uri`` (0 for a server elsewhere).
+
+    milvus-lite runs one engine process per file, a child of this one, which
+    stays up until this process exits.
+    """
+    me, path = str(os.getpid()), str(Path(uri).resolve())
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if stat.read_text().rsplit(")", 1)[1].split()[1] == me and \
+                    path in (stat.parent / "cmdline").read_text().split("\0"):
+                return _rss_mb(stat.parent.name)
+        except (OSError, IndexError):  # a process that ended meanwhile
+            continue
+    return 0.0
 
 
 def hit1(uri: str | None) -> None:

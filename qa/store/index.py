@@ -43,6 +43,7 @@ from ..terms import tokenize
 from .base import CorruptIndexError, MissingIndexError, StaleIndexError
 from .checksums import sha256_file
 from .locking import DirectoryLock
+from .term_postings import TermPostings
 from .vector_cache import VectorCache
 
 FORMAT_VERSION = 2
@@ -94,7 +95,7 @@ def _crc(text: str) -> int:
     return zlib.crc32(text.encode("utf-8"))
 
 
-class CorpusIndex:
+class CorpusIndex(TermPostings):
     """Documents, their sentences, and both search structures over them (the ``Store`` protocol)."""
 
     def __init__(self, documents: list[Document], segments: list[Segment], dense, bm25, manifest: dict):
@@ -249,36 +250,6 @@ class CorpusIndex:
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         return self.dense.reconstruct_batch(np.asarray(ids, dtype=np.int64))
-
-    def _postings(self, term: str) -> np.ndarray:
-        term_id = self.bm25.vocab_dict.get(term)
-        if term_id is None:
-            return np.zeros(0, dtype=np.int64)
-        indptr = self.bm25.scores["indptr"]
-        return self.bm25.scores["indices"][indptr[term_id]:indptr[term_id + 1]]
-
-    def term_counts(self, terms: list[str]) -> list[int]:
-        return [len(self._postings(t)) for t in terms]
-
-    def term_search(self, weights: dict[str, float], top: int) -> tuple[np.ndarray, np.ndarray]:
-        sums = np.zeros(self.size, dtype=np.float32)
-        for term, weight in weights.items():
-            sums[self._postings(term)] += weight
-        held = np.flatnonzero(sums > 0)
-        if len(held) > top:
-            held = held[np.argpartition(-sums[held], top - 1)[:top]]
-        order = np.argsort(-sums[held], kind="stable")
-        return held[order], sums[held][order]
-
-    def term_presence(self, terms: list[str], ids: np.ndarray) -> np.ndarray:
-        ids = np.asarray(ids, dtype=np.int64)
-        held = np.zeros((len(ids), len(terms)), dtype=bool)
-        for column, term in enumerate(terms):
-            postings = self._postings(term)  # sorted sentence ids
-            if len(postings):
-                at = np.minimum(np.searchsorted(postings, ids), len(postings) - 1)
-                held[:, column] = postings[at] == ids
-        return held
 
 
 def _ready_ivf(dense) -> None:

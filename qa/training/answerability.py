@@ -224,6 +224,10 @@ def judged(model: AnswerabilityModel, evidence: Evidence, cut: float) -> dict:
             "answerable_off_topic": float(off[answerable].mean()),
             "off_topic_none": float((kinds[evidence.off_topic] == "none").mean()) if evidence.off_topic.any() else None,
             "best_at_half_coverage": {"threshold": half, **kind_table(p, missing, right, answerable, off, half, half)},
+            # Accuracy against coverage as the answer threshold moves (possible = none = not answering).
+            "curve": [{"threshold": t, **{k: v for k, v in kind_table(p, missing, right, answerable, off, t, t).items()
+                                          if k in ("answer_right", "answer_coverage_of_answerable", "reply_accuracy")}}
+                      for t in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)],
             "swept": swept}
 
 
@@ -286,7 +290,8 @@ def cached_collect(path: Path, data_dir: Path, off_topic: int, progress) -> Evid
     from ..models.short_answer import MANIFEST as READER
 
     key = hashlib.sha256(json.dumps([hashlib.sha256(path.read_bytes()).hexdigest(),
-                                     resolve_model(DEFAULT_MODEL).weights_sha256, READER.read_text(encoding="utf-8"),
+                                     resolve_model(DEFAULT_MODEL).weights_sha256,
+                                     json.loads(READER.read_text(encoding="utf-8"))["files"],
                                      list(FEATURES), off_topic, TOP_K]).encode()).hexdigest()[:16]
     cache = data_dir / "answerability" / f"{path.stem}-{key}.npz"
     if cache.is_file():

@@ -7,8 +7,8 @@ choice is made on one half of the v1.1 articles and judged on the other (and
 the other way round), so the blended figures are held out too; v2.0 re-ranks
 with the choice made on all v1.1 articles (other questions).  Answerability is
 the engine's logistic regression over its evidence, with and without the
-reader's, fitted leave-one-article-out as ``qa.training.answerability`` fits
-it.  Every difference carries a 95% interval from resampling whole articles.
+reader's, fitted out of fold over whole articles and thresholded as
+``qa.training.answerability`` does.  Every difference carries a 95% interval from resampling whole articles.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from ..answerability import missing_asked
 from ..evaluation import auc
-from .answerability import choose_thresholds, kind_table, out_of_fold
+from .answerability import choose_thresholds, kind_table, lowest_scoring, out_of_fold
 
 READ = (3, 5, 10, 20)  # how many of the engine's candidates the reader re-ranks
 WEIGHTS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2, 0.5)  # the logit's weight against the engine's score
@@ -93,6 +93,9 @@ def _answerability(questions: list[dict], logits: np.ndarray, setting: tuple[flo
     answerable = np.array([q["answerable"] for q in questions])
     articles = np.array([q["article"] for q in questions])
     missing = missing_asked(x)
+    # Thresholds by the shipped rule (qa.training.answerability); no off-topic questions here.
+    off = np.zeros(len(questions), dtype=bool)
+    low = lowest_scoring(answerable, scores[:, 0])
     first = np.take_along_axis(logits, order[:, :1], axis=1)[:, 0]
     # The reader's evidence: its logit for the first quote, and its best over the sentences it read.
     read = np.concatenate([first[:, None], logits[:, :setting[1]].max(axis=1, keepdims=True)], axis=1)
@@ -103,9 +106,9 @@ def _answerability(questions: list[dict], logits: np.ndarray, setting: tuple[flo
                                   ("engine + reader", np.concatenate([x, read], axis=1),
                                    np.take_along_axis(correct, order[:, :1], axis=1)[:, 0].astype(bool))):
         p = out_of_fold(evidence, right, articles)
-        thresholds = choose_thresholds(p, missing, right, answerable)
+        thresholds = choose_thresholds(p, missing, answerable, low, off)
         figures[name] = (p, right, thresholds)
-        table = kind_table(p, missing, right, answerable, *thresholds)
+        table = kind_table(p, missing, right, answerable, off, *thresholds)
         out[name] = {"auc_answerable": auc(p.tolist(), answerable.tolist()),
                      "auc_right": auc(p.tolist(), right.tolist()),
                      "reply_accuracy": table["reply_accuracy"], "thresholds": thresholds,
@@ -119,7 +122,7 @@ def _answerability(questions: list[dict], logits: np.ndarray, setting: tuple[flo
         return statistic
 
     def reply(p, right, answerable, missing, t):
-        return kind_table(p, missing, right, answerable, *t)["reply_accuracy"]
+        return kind_table(p, missing, right, answerable, np.zeros(len(p), dtype=bool), *t)["reply_accuracy"]
 
     out["engine + reader"]["auc_answerable minus engine, 95% by article"] = interval(
         articles, difference(lambda p, right, a, m, t: auc(p.tolist(), a.tolist())), samples)

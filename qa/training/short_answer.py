@@ -265,7 +265,8 @@ def ship(directory: Path, onnx_file: Path, figures: dict, state: dict) -> None:
         "description": ("all-MiniLM-L6-v2's six layers with a start/end head, trained to find the answer "
                         "inside a sentence; ONNX" + (", int8" if figures["precision"] == "int8" else "")),
         "source": {"path": "short-answer", "command": COMMAND},
-        "base_model": base.get("base_model") or {"name": BASE_MODEL, "license": "apache-2.0"},
+        "base_model": {"name": BASE_MODEL, "upstream": base["upstream"], "revision": base["revision"],
+                       "license": base["license"]},
         "training_data": (f"SQuAD v1.1 train (../shared/train/squad_v1.1_train.jsonl, 442 articles; Rajpurkar et al. "
                           f"2016): {figures['train_sentences']} questions with their answer sentence, "
                           f"offset-ambiguous answers left out; {state['steps']} steps of {BATCH}"),

@@ -135,10 +135,11 @@ def compose(question: str, query: str, passages: list[Passage], documents: dict[
     (``AnswerabilityModel.reply``).  A reply of "none" carries no short answers:
     its quotes are only the closest passages.
     """
-    quotes = select_quotes(question, passages, documents, k, reader)
-    if not quotes or quotes[0].score < threshold:
+    if not passages or passages[0].score < threshold:  # off-topic: nothing for the reader to read
+        quotes = select_quotes(question, passages, documents, k)
         message = NO_ANSWER + (" The closest passages are listed." if quotes else "")
-        return Answer(question, False, _without_short_answers(quotes), message, query, kind="none")
+        return Answer(question, False, quotes, message, query, kind="none")
+    quotes = select_quotes(question, passages, documents, k, reader)
     if query != question:
         # A follow-up read with earlier turns: the model was fitted on standalone questions, and
         # misjudges a short follow-up's evidence (seeds/followups.jsonl: 6 of 19 right first
@@ -153,9 +154,5 @@ def compose(question: str, query: str, passages: list[Passage], documents: dict[
     else:
         message = POSSIBLE if kind == "possible" else NO_ANSWER + " The closest passages are listed."
         if kind == "none":
-            quotes = _without_short_answers(quotes)
+            quotes = tuple(replace(q, short_answer=None) for q in quotes)
     return Answer(question, kind == "answer", quotes, message, query, kind=kind, confidence=confidence)
-
-
-def _without_short_answers(quotes: tuple[Quote, ...]) -> tuple[Quote, ...]:
-    return tuple(replace(q, short_answer=None) for q in quotes)

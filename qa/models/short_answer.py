@@ -14,14 +14,13 @@ no torch on the query path.
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .manifest import MODELS_DIR, ModelError, file_sha256
+from .manifest import MODELS_DIR, ModelError, resolve_model
 
 MANIFEST = MODELS_DIR / "short-answer.json"
 MAX_TOKENS = 128  # question and sentence together; a longer sentence is read up to here
@@ -94,8 +93,8 @@ class ShortAnswerReader:
 
     def load(self) -> "ShortAnswerReader":
         if self._session is None:
-            directory, weights, digest = _verified(self.manifest)
-            self._tokenizer, self._session = _open(directory, weights, digest)
+            info = _verified(self.manifest)
+            self._tokenizer, self._session = _open(info.path, info.weights, info.weights_sha256)
         return self
 
     def spans(self, question: str, sentences: Sequence[str]) -> list[Span | None]:
@@ -103,32 +102,30 @@ class ShortAnswerReader:
         if not sentences:
             return []
         self.load()
-        feed, allowed, offsets = encode_pairs(self._tokenizer, [question] * len(sentences), sentences)
-        start, end = self._session.run(None, feed)
-        out: list[Span | None] = []
-        for row in range(len(sentences)):
-            found = best_span(start[row], end[row], allowed[row])
-            if found is None:
-                out.append(None)
-                continue
-            first, last, score = found
-            out.append(Span(int(offsets[row, first, 0]), int(offsets[row, last, 1]), score))
-        return out
+        return read_spans(self._session, self._tokenizer, [question] * len(sentences), sentences)
 
 
-def _verified(manifest: Path) -> tuple[Path, str, str]:
-    """The model's directory, weights file name and weights sha256, once every file matches ``manifest``."""
+def read_spans(session, tokenizer, questions: Sequence[str], sentences: Sequence[str]) -> list[Span | None]:
+    """The best answer span of each (question, sentence) pair, read by ``session`` in one batch."""
+    feed, allowed, offsets = encode_pairs(tokenizer, questions, sentences)
+    start, end = session.run(None, feed)
+    out: list[Span | None] = []
+    for row in range(len(sentences)):
+        found = best_span(start[row], end[row], allowed[row])
+        if found is None:
+            out.append(None)
+            continue
+        first, last, score = found
+        out.append(Span(int(offsets[row, first, 0]), int(offsets[row, last, 1]), score))
+    return out
+
+
+def _verified(manifest: Path):
+    """The model's files, checked against ``manifest`` as the embedder's are (``resolve_model``)."""
     try:
-        meta = json.loads(manifest.read_text(encoding="utf-8"))
-        directory = (manifest.parent / meta["source"]["path"]).resolve()
-        files, weights = meta["files"], meta["weights"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise ShortAnswerModelError(f"{manifest}: short-answer model unreadable ({exc}); {REBUILD}") from None
-    for name, expected in files.items():
-        path = directory / name
-        if not path.is_file() or file_sha256(path) != expected:
-            raise ShortAnswerModelError(f"{path} is missing or does not match its manifest {manifest}; {REBUILD}")
-    return directory, weights, files[weights]
+        return resolve_model(manifest)
+    except (ModelError, KeyError) as exc:
+        raise ShortAnswerModelError(f"{exc}; {REBUILD}") from None
 
 
 @functools.cache

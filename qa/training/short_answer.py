@@ -37,7 +37,8 @@ import numpy as np
 from ..evaluation.squad_scores import best_over, exact_match_score, f1_score
 from ..models.embedder import BASE_MODEL
 from ..models.manifest import MODELS_DIR, resolve_model
-from ..models.short_answer import MANIFEST, MAX_ANSWER_TOKENS, ShortAnswerReader, best_span, encode_pairs, load_tokenizer
+from ..models.short_answer import (MANIFEST, MAX_ANSWER_TOKENS, ShortAnswerReader, encode_pairs, load_tokenizer,
+                                   read_spans)
 from ..segments import split_sentences
 from ..store import checksums
 
@@ -242,11 +243,8 @@ def judge(onnx_file: Path, tokenizer_file: Path, examples) -> dict:
     picks = []
     for i in range(0, len(examples), 64):
         chunk = examples[i:i + 64]
-        feed, allowed, offsets = encode_pairs(tokenizer, [x[0] for x in chunk], [x[1] for x in chunk])
-        start, end = session.run(None, feed)
-        for row, x in enumerate(chunk):
-            found = best_span(start[row], end[row], allowed[row])
-            picks.append("" if found is None else x[1][offsets[row, found[0], 0]:offsets[row, found[1], 1]])
+        spans = read_spans(session, tokenizer, [x[0] for x in chunk], [x[1] for x in chunk])
+        picks.extend("" if span is None else x[1][span.start:span.end] for span, x in zip(spans, chunk))
     em = float(np.mean([best_over(exact_match_score, p, x[4]) for p, x in zip(picks, examples)]))
     f1 = float(np.mean([best_over(f1_score, p, x[4]) for p, x in zip(picks, examples)]))
     return {"questions": len(examples), "exact_match": round(em, 4), "f1": round(f1, 4), "picks": picks}

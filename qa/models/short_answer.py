@@ -72,7 +72,10 @@ def load_tokenizer(path: Path):
 
     tokenizer = Tokenizer.from_file(str(path))
     tokenizer.no_padding()
-    tokenizer.enable_truncation(MAX_TOKENS, strategy="only_second")
+    # "longest_first" cuts the sentence as "only_second" would while the question is the shorter of
+    # the two, and cuts a question too long to fit (any question past ~62 word pieces) instead of
+    # failing on it.
+    tokenizer.enable_truncation(MAX_TOKENS, strategy="longest_first")
     return tokenizer
 
 

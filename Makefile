@@ -5,7 +5,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup chromium run test stress bench index train train-short-answer train-embedder clean
+.PHONY: setup chromium run test stress bench index train train-reader train-embedder clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -44,10 +44,11 @@ index: setup
 train: setup
 	$(PY) -m qa.training.answerability
 
-# Retrain the short-answer reader in models/short-answer/ on ../shared/train (50 minutes of training,
-# resumable after a kill, then export and judging); then `make train`, since its score is evidence.
-train-short-answer: setup
-	$(PY) -m qa.training.short_answer
+# Retrain the reader in models/reader/ on ../shared/train: mine the engine's candidates (16 minutes),
+# train (60 minutes, resumable after a kill), export and judge; then `make train`, since the reader's
+# margin is evidence (docs/reader.md).
+train-reader: setup
+	$(PY) -m qa.training.reader
 
 # Refit the fine-tuned embedder in models/ from ../shared/eval (CPU: about 10 minutes on 2 quiet
 # cores); then `make train`, since the answerability evidence depends on the vectors.

@@ -174,7 +174,7 @@ def serve_synthetic(size: str, data_dir: Path) -> dict:
     from qa import Embedder, HybridRetriever
     from qa.answers import compose
     from qa.assistant import DEFAULT_THRESHOLD
-    from qa.models.short_answer import ShortAnswerReader
+    from qa.models.reader import Reader
     from qa.store.index import CorpusIndex, read_manifest, verify_files
 
     documents, _, questions, _ = synthetic_corpus(SYNTHETIC[size])
@@ -190,7 +190,7 @@ def serve_synthetic(size: str, data_dir: Path) -> dict:
     by_id = {d.id: d for d in documents}
 
     class Asker:  # what Assistant.ask does, over a prebuilt store
-        reader = ShortAnswerReader().load()
+        reader = Reader().load()
 
         def ask(self, question):
             t = time.perf_counter()
@@ -208,7 +208,9 @@ def serve_synthetic(size: str, data_dir: Path) -> dict:
 def answer_speed(assistant, questions: list[str], retriever) -> dict:
     """Per question, warm: end to end, and its parts: embedding the question, retrieval (question
     vector given), within retrieval the reading of each candidate after its predecessor, and the
-    short-answer reader over the first quote."""
+    reader over the first ``READ`` candidates."""
+    from qa.answers import READ
+
     for q in questions[:5]:
         assistant.ask(q)  # warm caches
     ends = [assistant.ask(q).latency_ms for q in questions]
@@ -231,7 +233,7 @@ def answer_speed(assistant, questions: list[str], retriever) -> dict:
             passages = retriever.rank(q, [q], v, top_k=20)
             retrieval.append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
-            assistant.reader.spans(q, [passages[0].segment.text])
+            assistant.reader.read(q, [p.segment.text for p in passages[:READ]])
             reading.append((time.perf_counter() - t) * 1000)
     finally:
         del retriever._read_in_context

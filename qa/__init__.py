@@ -13,6 +13,7 @@ from .documents import Document, DocumentError, collect_files, load_documents, r
 from .evaluation import TestSetError, compute_metrics, read_squad, read_testset, run_eval
 from .models.embedder import DEFAULT_MODEL, Embedder
 from .models.manifest import ModelError
+from .models.reader import Reader, Reading
 from .retrieval import HybridRetriever, Passage
 from .segments import Segment, segment_document
 from .store import CorruptIndexError, MissingIndexError, StaleIndexError, Store, StoreUnavailableError
@@ -36,6 +37,8 @@ __all__ = [
     "NO_ANSWER",
     "Passage",
     "Quote",
+    "Reader",
+    "Reading",
     "Segment",
     "ShortAnswer",
     "StaleIndexError",

@@ -28,6 +28,7 @@ import numpy as np
 from .answer_types import answer_type, short_answer_span
 from .documents import Document
 from .models.manifest import ModelError
+from .models.reader import Reading
 from .retrieval import Passage
 from .terms import tokenize
 
@@ -40,6 +41,7 @@ _NEGATION = re.compile(r"\b(?:not|never|no|n't|without|neither|nor)\b|n't\b", re
 _NAME = re.compile(r"\b[A-Z][\w'-]*")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _WH = ("what", "who", "when", "where", "which", "why", "how")
+NO_READING = -10.0  # the margin of a sentence not read: a sure "no answer"
 
 FEATURES = (
     "score", "dense", "coverage", "margin", "gap_top5",
@@ -48,7 +50,7 @@ FEATURES = (
     "names_asked", "names_sentence", "names_document", "numbers_asked", "numbers_paragraph",
     "same_paragraph_top5", "negation", "question_terms",
     *(f"wh_{w}" for w in _WH),
-    "reader", "reader_in_question", "z_top",
+    "reader_margin", "reader_span", "reader_other", "reader_in_question", "z_top",
 )
 
 
@@ -84,13 +86,16 @@ def _names(question: str) -> set[str]:
     return {m.group(0).lower() for m in _NAME.finditer(question) if m.start() > 0}
 
 
-def features(question: str, passages: Sequence[Passage], documents: dict[str, Document], short=None) -> np.ndarray:
-    """The evidence vector (in ``FEATURES`` order) for ``question``, its retrieved ``passages`` and the
-    short answer the reader found in the first (``qa.answers.ShortAnswer``, or None)."""
+def features(question: str, passages: Sequence[Passage], documents: dict[str, Document],
+             readings: Sequence[Reading | None] = ()) -> np.ndarray:
+    """The evidence vector (in ``FEATURES`` order) for ``question``, its ``passages`` (the first is the one
+    the reply quotes first) and the reader's ``readings`` of the first of them, in the same order."""
     if not passages:
         return np.zeros(len(FEATURES))
     top = passages[0]
     segment = top.segment
+    reading = readings[0] if readings else None
+    others = [r.margin for r in readings[1:] if r is not None]
     document = documents[segment.doc_id]
     paragraph = _paragraph_text(document, segment)
     scores = [p.score for p in passages]
@@ -131,9 +136,13 @@ def features(question: str, passages: Sequence[Passage], documents: dict[str, Do
         "negation": float(bool(_NEGATION.search(question))),
         "question_terms": float(len(q_terms)),
         **{f"wh_{w}": float(first == w or (w == "what" and first not in _WH)) for w in _WH},
-        "reader": short.score if short is not None else 0.0,
+        # Above 0 the reader takes the first quote to say what is asked (``qa.models.reader``).
+        "reader_margin": reading.margin if reading is not None else NO_READING,
+        "reader_span": reading.score if reading is not None else 0.0,
+        # Another candidate the reader takes to answer too: the question is answered somewhere.
+        "reader_other": max(others, default=NO_READING),
         # The reader's answer made only of the question's own words is no answer.
-        "reader_in_question": float(short is not None and set(re.findall(r"\w+", short.text.lower()))
+        "reader_in_question": float(reading is not None and set(re.findall(r"\w+", segment.text[reading.start:reading.end].lower()))
                                     <= set(re.findall(r"\w+", question.lower()))),
         # The best score against the rest of the top 20, in their own spread: it does not move when
         # a kind of text scores lower everywhere.
@@ -199,6 +208,13 @@ class AnswerabilityModel:
     possible: float
     off_topic: Logistic | None = None
     off_topic_cut: float = 1.0
+    score_weight: float = 0.0  # the engine's score against the reader's margin, in ``rerank``
+
+    def rerank(self, passages: list[Passage], readings: list[Reading | None]
+               ) -> tuple[list[Passage], list[Reading | None]]:
+        """The read passages ordered by the reader's margin plus ``score_weight`` times the engine's
+        score (the rest after them as they were), and their readings in the same order."""
+        return rerank(passages, readings, self.score_weight)
 
     def probability(self, x: np.ndarray) -> float:
         return float(self.answers.probabilities(x))  # a plain float: numpy's would reach JSON as a string via Gradio
@@ -218,7 +234,7 @@ class AnswerabilityModel:
         return kind(p, missing_asked(x), self.answer, self.possible, self.is_off_topic(x)), p
 
     def to_json(self) -> dict:
-        return {"features": list(FEATURES), **self.answers.to_json(),
+        return {"features": list(FEATURES), **self.answers.to_json(), "score_weight": self.score_weight,
                 "off_topic": None if self.off_topic is None else self.off_topic.to_json(),
                 "thresholds": {"answer": self.answer, "possible": self.possible, "off_topic": self.off_topic_cut}}
 
@@ -230,7 +246,15 @@ class AnswerabilityModel:
         thresholds = data["thresholds"]
         return cls(Logistic.from_json(data), float(thresholds["answer"]), float(thresholds["possible"]),
                    Logistic.from_json(data["off_topic"]) if data.get("off_topic") else None,
-                   float(thresholds.get("off_topic", 1.0)))
+                   float(thresholds.get("off_topic", 1.0)), float(data["score_weight"]))
+
+
+def rerank(passages: list[Passage], readings: list[Reading | None], score_weight: float
+           ) -> tuple[list[Passage], list[Reading | None]]:
+    """``AnswerabilityModel.rerank`` with a given weight (training chooses it)."""
+    key = [(r.margin if r is not None else NO_READING) + score_weight * p.score for p, r in zip(passages, readings)]
+    order = sorted(range(len(readings)), key=lambda i: -key[i])
+    return [passages[i] for i in order] + list(passages[len(readings):]), [readings[i] for i in order]
 
 
 @functools.cache

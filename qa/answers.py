@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 from . import answerability
 from .documents import Document
-from .models.short_answer import ShortAnswerReader
+from .models.reader import Reader, Reading
 from .retrieval import Passage
 
 NO_ANSWER = "The documents don't say."
 POSSIBLE = "Possible answer: the passages below may hold it; check them."
 KINDS = ("answer", "possible", "none")
+# The engine's first candidates the reader reads (three hold the right sentence for ~0.9 of SQuAD
+# questions, docs/results.md); it picks the first quote among them.
+READ = 3
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,7 @@ class ShortAnswer:
     text: str
     start: int
     end: int
-    score: float = 0.0  # the reader's confidence: its start and end scores added
+    score: float = 0.0  # the reader's margin: the span's start and end scores less "no answer"'s
 
 
 @dataclass(frozen=True)
@@ -93,66 +96,74 @@ def _normalized(text: str) -> str:
     return re.sub(r"\W+", " ", text.lower()).strip()
 
 
-def select_quotes(question: str, passages: list[Passage], documents: dict[str, Document],
-                  k: int, reader: ShortAnswerReader | None = None) -> tuple[Quote, ...]:
-    """Up to ``k`` quotes, best first, with repeated sentences collapsed; with a ``reader``, the
-    first holds its short answer (the words the reader finds answering the question)."""
-    chosen, seen = [], set()
+def distinct(passages: list[Passage]) -> list[Passage]:
+    """``passages`` with repeated sentences (the same words in another place) left out."""
+    seen, out = set(), []
     for p in passages:
         key = _normalized(p.segment.text)
-        if key in seen:
-            continue
-        seen.add(key)
-        chosen.append(p)
-        if len(chosen) == k:
-            break
-    texts = [documents[p.segment.doc_id].text[p.segment.start:p.segment.end] for p in chosen]
-    # The first quote alone is read: the reader costs as much per sentence as the rest of a
-    # question (docs/speed.md), and the first quote is the one that answers.
-    spans = reader.spans(question, texts[:1]) if reader is not None else []
-    spans += [None] * (len(chosen) - len(spans))
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
+
+
+def read(question: str, passages: list[Passage], reader: Reader | None) -> list[Reading | None]:
+    """The reader's view of the first ``READ`` passages (none without a reader)."""
+    if reader is None:
+        return []
+    return reader.read(question, [p.segment.text for p in passages[:READ]])
+
+
+def select_quotes(passages: list[Passage], documents: dict[str, Document], k: int,
+                  first: Reading | None = None) -> tuple[Quote, ...]:
+    """The first ``k`` passages as quotes; the first holds the short answer of its ``first`` reading."""
     quotes = []
-    for p, text, span in zip(chosen, texts, spans):
+    for n, p in enumerate(passages[:k]):
         s = p.segment
         doc = documents[s.doc_id]
         short = None
-        if span is not None:
-            start, end = s.start + span.start, s.start + span.end
-            short = ShortAnswer(doc.text[start:end], start, end, round(span.score, 3))
+        if n == 0 and first is not None:
+            start, end = s.start + first.start, s.start + first.end
+            short = ShortAnswer(doc.text[start:end], start, end, round(first.margin, 3))
         quotes.append(Quote(
-            text=text, doc=doc.id, title=doc.title, section=s.section,
+            text=doc.text[s.start:s.end], doc=doc.id, title=doc.title, section=s.section,
             position=s.position, start=s.start, end=s.end, score=round(p.score, 4), short_answer=short,
         ))
     return tuple(quotes)
 
 
 def compose(question: str, query: str, passages: list[Passage], documents: dict[str, Document],
-            k: int, threshold: float, reader: ShortAnswerReader | None = None) -> Answer:
-    """The reply to ``question``: its kind, from the evidence in ``passages``, and up to ``k`` quotes.
+            k: int, threshold: float, reader: Reader | None = None) -> Answer:
+    """The reply to ``question``: retrieved ``passages`` read, then weighed; its kind and up to ``k`` quotes.
 
-    A best score under ``threshold`` is off-topic: the documents don't say.
-    Otherwise the answerability model weighs the evidence and decides the kind
-    (``AnswerabilityModel.reply``).  A reply of "none" carries no short answers:
-    its quotes are only the closest passages.
+    A best score under ``threshold`` is off-topic: the documents don't say,
+    and nothing is read.  Otherwise the reader reads the first ``READ``
+    candidates, the decision model puts first the one it rates best (the
+    reader's margin with the engine's score) and weighs the evidence into the
+    reply's kind (``AnswerabilityModel.reply``).  A reply of "none" carries no
+    short answers: its quotes are only the closest passages.
     """
+    passages = distinct(passages)
     if not passages or passages[0].score < threshold:  # off-topic: nothing for the reader to read
-        quotes = select_quotes(question, passages, documents, k)
+        quotes = select_quotes(passages, documents, k)
         message = NO_ANSWER + (" The closest passages are listed." if quotes else "")
         return Answer(question, False, quotes, message, query, kind="none")
-    quotes = select_quotes(question, passages, documents, k, reader)
+    readings = read(question, passages, reader)
     if query != question:
-        # A follow-up read with earlier turns: the model was fitted on standalone questions, and
-        # misjudges a short follow-up's evidence (seeds/followups.jsonl: 6 of 19 right first
-        # quotes made possible or none), so the score threshold alone decides, as before it.
+        # A follow-up read with earlier turns: the reader and the model read the question alone, and
+        # misjudge a short follow-up's "he" or "it" (seeds/followups.jsonl: 6 of 19 right first quotes
+        # made possible or none), so the conversation's order stands and the score threshold decides.
         kind, confidence = "answer", None
+        first = readings[0] if readings else None
     else:
-        evidence = answerability.features(question, passages, documents, quotes[0].short_answer)
-        kind, confidence = answerability.load_model().reply(evidence)
+        model = answerability.load_model()
+        passages, readings = model.rerank(passages, readings)
+        first = readings[0] if readings else None
+        kind, confidence = model.reply(answerability.features(question, passages, documents, readings))
+    quotes = select_quotes(passages, documents, k, first if kind != "none" else None)
     if kind == "answer":
         cited = "; ".join(dict.fromkeys(q.title for q in quotes))
         message = f"{len(quotes)} quote(s) from: {cited}"
     else:
         message = POSSIBLE if kind == "possible" else NO_ANSWER + " The closest passages are listed."
-        if kind == "none":
-            quotes = tuple(replace(q, short_answer=None) for q in quotes)
     return Answer(question, kind == "answer", quotes, message, query, kind=kind, confidence=confidence)

@@ -12,7 +12,7 @@ from . import conversation, questions
 from .answers import Answer, compose
 from .documents import Document, load_documents
 from .models.embedder import DEFAULT_MODEL, Embedder
-from .models.short_answer import ShortAnswerReader
+from .models.reader import Reader
 from .retrieval import HybridRetriever
 from .segments import Segment, segment_document
 from .store import CorruptIndexError, MissingIndexError, StaleIndexError, Store
@@ -51,7 +51,7 @@ class Assistant:
             raise ValueError(f"rebuild={rebuild!r}: use 'never', 'stale' or 'always'")
         self.paths = [Path(p) for p in paths]
         self.embedder = Embedder(model)
-        self.reader = ShortAnswerReader()
+        self.reader = Reader()
         self.data_dir = data_dir
         self.k = k
         self.threshold = threshold

@@ -3,7 +3,8 @@
 - ``manifest``: a model's manifest in ``models/``, the sha256 check of its files,
   and the per-user model cache (shared by every model);
 - ``embedder``: the sentence embedder (``Embedder``);
-- ``short_answer``: the reader that finds the short answer inside a quote (``ShortAnswerReader``);
+- ``reader``: the reader that tells whether a sentence says what is asked, and finds the short
+  answer inside it (``Reader``);
 - ``onnx``: a verified sentence-transformers model exported to ONNX and run by
   onnxruntime, so answering never imports torch.
 

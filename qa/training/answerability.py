@@ -36,8 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..answerability import FEATURES, MANIFEST, AnswerabilityModel, Logistic, features, kind, missing_asked
-from ..answers import select_quotes
+from ..answerability import (FEATURES, MANIFEST, AnswerabilityModel, Logistic, features, kind, missing_asked,
+                             rerank)
+from ..answers import READ, distinct, read
 from ..evaluation import TestItem, auc, corpus_key, is_correct, open_corpora, read_squad
 from ..store.index import default_data_dir
 
@@ -61,6 +62,10 @@ OFF_TOPIC_LOSS = 0.005  # right first quotes the off-topic model may take for of
 # the score that the lowest 5% of off-topic questions score under.
 SCORE_CUT_QUANTILE = 0.05
 TOP_K = 20  # what Assistant.ask retrieves for k <= 10
+# The engine's score against the reader's margin when the reader picks the first quote among the
+# ones it read (``AnswerabilityModel.rerank``): chosen on train, the weight whose first quotes are
+# right most often.  A margin runs from about -10 to 10, a score from 0 to 1; 100 is the engine's order.
+SCORE_WEIGHTS = (0.0, 2.0, 5.0, 10.0, 20.0, 40.0, 100.0)
 
 
 @dataclass
@@ -73,6 +78,27 @@ class Evidence:
     off_topic: np.ndarray
     groups: np.ndarray
     top: np.ndarray
+
+
+@dataclass
+class Candidates:
+    """``Evidence`` for each weight of ``SCORE_WEIGHTS`` (the first quote the reranking puts first):
+    ``x`` and ``right`` have one more axis in front, a row per weight."""
+
+    x: np.ndarray
+    right: np.ndarray
+    answerable: np.ndarray
+    off_topic: np.ndarray
+    groups: np.ndarray
+    top: np.ndarray
+
+    def at(self, weight: float) -> Evidence:
+        w = SCORE_WEIGHTS.index(weight)
+        return Evidence(self.x[w], self.right[w], self.answerable, self.off_topic, self.groups, self.top)
+
+    def best_weight(self) -> float:
+        """The weight whose first quotes are right most often (ties: the smaller)."""
+        return SCORE_WEIGHTS[int(np.argmax(self.right.sum(axis=1)))]
 
 
 def every_nth(path: Path, every: int, out: Path) -> Path:
@@ -96,30 +122,38 @@ def off_topic_items(items: list[TestItem], per_article: int) -> list[TestItem]:
             for n in range(len(docs)) for q in by_doc[docs[(n + 1) % len(docs)]][:per_article]]
 
 
-def collect(path: Path, data_dir: Path, off_topic: int = 0, progress=None) -> Evidence:
-    """The evidence of every question of a SQuAD file, each article its own corpus."""
+def collect(path: Path, data_dir: Path, off_topic: int = 0, progress=None) -> Candidates:
+    """The evidence of every question of a SQuAD file, each article its own corpus, as ``compose``
+    gathers it (the passages retrieved, the first ``READ`` read) for each reranking weight."""
     from ..assistant import Assistant
 
     items = read_squad(path, data_dir / "squad" / path.stem)
     extra = off_topic_items(items, off_topic) if off_topic else []
     assistants = open_corpora(items, [], lambda paths: Assistant(paths, data_dir=data_dir, rebuild="stale"))
     documents = {d.id: d for a in assistants.values() for d in a.documents}
-    rows, right, top = [], [], []
+    x = np.zeros((len(SCORE_WEIGHTS), len(items) + len(extra), len(FEATURES)))
+    right = np.zeros((len(SCORE_WEIGHTS), len(items) + len(extra)), dtype=bool)
+    top = []
     for n, item in enumerate(items + extra):
         assistant = assistants[corpus_key(item, [])]
-        # The passages and first quote Assistant.ask hands to the model, before any reply kind is decided.
-        passages = assistant.retriever.retrieve(item.question, top_k=TOP_K)
-        quotes = select_quotes(item.question, passages[:1], documents, 1, assistant.reader)
-        rows.append(features(item.question, passages, documents, quotes[0].short_answer if quotes else None))
-        s = passages[0].segment if passages else None
-        right.append(bool(s) and is_correct(item, s.doc_id, s.start, s.end, s.text))
+        passages = distinct(assistant.retriever.retrieve(item.question, top_k=TOP_K))
+        readings = read(item.question, passages, assistant.reader)
+        seen = {}
+        for w, weight in enumerate(SCORE_WEIGHTS):
+            ordered, read_in_order = rerank(passages, readings, weight)
+            order = tuple(id(p) for p in ordered[:READ])
+            if order not in seen:
+                s = ordered[0].segment if ordered else None
+                seen[order] = (features(item.question, ordered, documents, read_in_order),
+                               bool(s) and is_correct(item, s.doc_id, s.start, s.end, s.text))
+            x[w, n], right[w, n] = seen[order]
         top.append(passages[0].score if passages else 0.0)
         if progress and n % 1000 == 0:
             progress(f"{path.name}: {n} of {len(items) + len(extra)} questions")
     everything = items + extra
-    return Evidence(np.array(rows), np.array(right), np.array([i.answerable for i in everything]),
-                    np.array([i.id.startswith("off-topic-") for i in everything]),
-                    np.array([corpus_key(i, [])[0] for i in everything]), np.array(top))
+    return Candidates(x, right, np.array([i.answerable for i in everything]),
+                      np.array([i.id.startswith("off-topic-") for i in everything]),
+                      np.array([corpus_key(i, [])[0] for i in everything]), np.array(top))
 
 
 def fit(x: np.ndarray, y: np.ndarray) -> Logistic:
@@ -231,8 +265,11 @@ def judged(model: AnswerabilityModel, evidence: Evidence, cut: float) -> dict:
             "swept": swept}
 
 
-def train(evidence: Evidence) -> tuple[AnswerabilityModel, float, dict]:
-    """The model fitted on every question, the score cut, and the out-of-fold figures."""
+def train(candidates: Candidates) -> tuple[AnswerabilityModel, float, dict]:
+    """The model fitted on every question (the first quote chosen with the best reranking weight), the
+    score cut, and the out-of-fold figures."""
+    weight = candidates.best_weight()
+    evidence = candidates.at(weight)
     x, right, answerable, groups = evidence.x, evidence.right, evidence.answerable, evidence.groups
     p = out_of_fold(x, right, groups)
     p_off = out_of_fold(x, evidence.off_topic, groups)
@@ -241,9 +278,11 @@ def train(evidence: Evidence) -> tuple[AnswerabilityModel, float, dict]:
     off = p_off >= off_cut
     missing = missing_asked(x)
     answer, possible = choose_thresholds(p, missing, answerable, low, off)
-    model = AnswerabilityModel(fit(x, right), answer, possible, fit(x, evidence.off_topic), off_cut)
+    model = AnswerabilityModel(fit(x, right), answer, possible, fit(x, evidence.off_topic), off_cut, weight)
     cv = {"articles": int(len(np.unique(groups))), "questions": int(len(p)),
           "off_topic_questions": int(evidence.off_topic.sum()),
+          "score_weight": weight,
+          "right_first_by_score_weight": {str(w): int(r) for w, r in zip(SCORE_WEIGHTS, candidates.right.sum(axis=1))},
           "auc_answerable": auc(p, answerable), "auc_right": auc(p, right),
           "auc_off_topic": auc(p_off, evidence.off_topic),
           "thresholds": {"answer": answer, "possible": possible, "off_topic": off_cut},
@@ -282,21 +321,21 @@ def write(model: AnswerabilityModel, cut: float, report: dict, out: Path) -> Non
     out.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
-def cached_collect(path: Path, data_dir: Path, off_topic: int, progress) -> Evidence:
+def cached_collect(path: Path, data_dir: Path, off_topic: int, progress) -> Candidates:
     """``collect``, kept under the data dir by what it depends on, so a rerun (or a run resumed
     after the eval file) reads it back instead of running the engine again."""
     from ..models.embedder import DEFAULT_MODEL
     from ..models.manifest import resolve_model
-    from ..models.short_answer import MANIFEST as READER
+    from ..models.reader import MANIFEST as READER
 
     key = hashlib.sha256(json.dumps([hashlib.sha256(path.read_bytes()).hexdigest(),
                                      resolve_model(DEFAULT_MODEL).weights_sha256,
                                      json.loads(READER.read_text(encoding="utf-8"))["files"],
-                                     list(FEATURES), off_topic, TOP_K]).encode()).hexdigest()[:16]
+                                     list(FEATURES), off_topic, TOP_K, READ, SCORE_WEIGHTS]).encode()).hexdigest()[:16]
     cache = data_dir / "answerability" / f"{path.stem}-{key}.npz"
     if cache.is_file():
         with np.load(cache) as saved:
-            return Evidence(**{name: saved[name] for name in saved.files})
+            return Candidates(**{name: saved[name] for name in saved.files})
     evidence = collect(path, data_dir, off_topic, progress)
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, **vars(evidence))
@@ -314,7 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = args.data_dir or default_data_dir()
     train_file = every_nth(TRAIN, EVERY, data_dir / "squad" / f"{TRAIN.stem}-every-{EVERY}.jsonl")
     model, cut, cv = train(cached_collect(train_file, data_dir, OFF_TOPIC, progress))
-    held_out = judged(model, cached_collect(EVAL, data_dir, 0, progress), cut)
+    public = cached_collect(EVAL, data_dir, 0, progress)
+    held_out = judged(model, public.at(model.score_weight), cut)
+    held_out["right_first_by_score_weight"] = {str(w): int(r) for w, r in zip(SCORE_WEIGHTS, public.right.sum(axis=1))}
     swept = held_out.pop("swept")
     report = {"cv": cv, "public_v2.0": held_out}
     write(model, cut, report, args.out)

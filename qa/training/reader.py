@@ -1,371 +1,374 @@
-"""Train a reader (a cross-encoder) on SQuAD train, on an accelerator, and judge it on unseen dev articles.
+"""Train the reader (span or no answer) on SQuAD train and ship it to ``models/``.
 
-    .venv/bin/python -m qa.training.reader prepare --out build/reader     # here, CPU, minutes
-    python3 -m qa.training.reader run --data build/reader --out $OUT --minutes 5   # on the accelerator
-    .venv/bin/python -m qa.training.reader report --data build/reader --scores DIR/scores.json.gz
+    .venv/bin/python -m qa.training.reader --minutes 60            # mine, train (resumes), export, judge
+    .venv/bin/python -m qa.training.reader --export-only           # export the last checkpoint
 
-The embedder reads question and sentence apart and the coverage counts words;
-neither sees whether a sentence says what is asked.  The reader reads
-"[CLS] question [SEP] sentence [SEP] sentence before [SEP]" (the sentence as the
-engine reads it, in context; 128 word pieces at most, the sentence before cut
-first) through all-MiniLM-L6-v2's six layers (its word-piece table frozen, so
-the weights to keep are 21 MB in fp16), mean-pools, and gives one logit: does
-the sentence answer the question.
+The examples (``qa.training.reader_data``) are SQuAD train's answer sentences,
+each with its answer's first and last word piece, and the sentences the
+engine itself ranks high for a question that they do not answer (a wrong
+candidate of an answerable question; the first candidates of an unanswerable
+one), whose target is the [CLS] position: "no answer".  The engine's
+candidates are mined first, for ``--mine-minutes`` (article by article, kept
+in ``--work``; a rerun reuses them).
 
-Examples (``prepare``, ``qa.training.reader_data``): ../shared/train only, the
-answerable questions of SQuAD v1.1 train (less the 10.8% whose answer offset was
-guessed, ``offset_ambiguous``: their sentence label may be wrong) and the
-unanswerable ones of v2.0 train whose paragraph link is confident, about 116k
-question groups on 442 articles.  Each group is the answer sentence and
-``--negatives`` of the engine's own top candidates for the question (``run``
-mines them first: the engine's retriever over the article, with the base
-embedder, in seconds on a GPU), or for an unanswerable question its top
-candidates alone.  Loss: pointwise binary cross-entropy (a calibrated
-probability, for answerability) plus a listwise softmax over each answerable
-group (for ranking).  Training stops after ``--minutes`` or ``--epochs``,
-whichever comes first; the learning rate decays with whichever is nearer, so a
-run stopped by the clock ends decayed.  A checkpoint is written every two
-minutes and at the end under ``--work``: ``run`` again resumes it (the minutes
-count across runs), and reuses the mined candidates.
+The model is all-MiniLM-L6-v2's six layers and a linear start/end head,
+trained with cross-entropy on both ends over the sentence's word pieces and
+[CLS]; the word embeddings stay frozen (a third of the weights, and a third of
+the optimizer's work on 2 cores).  ``--init`` starts from an earlier reader's
+ONNX file (its int8 weights dequantized) instead of the base model: the
+shipped reader started from the span-only reader that shipped before it
+(docs/reader.md).  Training is bounded by time, not steps: the learning rate
+warms up over the first 5% of ``--minutes`` and decays linearly to zero at the
+end, and a checkpoint every few minutes lets a killed run resume where it
+stopped.  On a machine with CUDA it trains there, the same way.
 
-Figures (``qa.training.reader_eval``): every question of ../shared/eval as the
-engine of the day answers it (its top 20, scores and answerability evidence,
-computed by ``prepare``); v1.1 ranking hit@1 re-ranking its top n, v2.0
-answerability AUC and reply accuracy, each against the engine without the
-reader, with 95% intervals over resampled articles: ``report.json``.
-
-One accelerator call, estimated at 2.5 minutes more than ``--minutes`` on an H100
-(docs/reader.md).  The working tree travels whole and may hold 64 MiB:
-``prepare``'s folder is about 59 MB (base/ 46.2, train.json.xz 9.6), so the
-shipped models (the embedder's 45 MB and the short-answer reader, not needed
-there: mining uses the base model) step aside for the call::
-
-    mkdir -p build/aside && mv models/all-MiniLM-L6-v2-squad models/short-answer build/aside/
-    device run, carry ["build/reader"], timeout_s 600, the command:
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1; python3 -m qa.training.reader run --data build/reader --out $OUT --minutes 5 --processes 16 2>&1 | grep -v Warn | tee $OUT/log.txt
-    mv build/aside/all-MiniLM-L6-v2-squad build/aside/short-answer models/    # afterwards, whatever it returned
-
-It returns report.json, scores.json.gz (the reader's logits for every dev
-candidate) and the weights as reader-1/2.safetensors (fp16, under 16 MiB each).
-Measured: not yet (no accelerator was lent to the session that wrote it);
-docs/reader.md holds the earlier experiment's figures and what a win needs.
+Then the model is exported to ONNX, quantized to int8 (kept only if it picks
+the same answers as fp32 on the public dev sentences, within
+``INT8_TOLERANCE``), judged on ``../shared/eval``'s v1.1 questions with their
+gold sentences (SQuAD exact match and F1 of the span), and written to
+``models/reader/`` with ``models/reader.json``.  What the reader does for the
+engine's replies is measured by ``python -m qa.training.answerability`` (fitted
+on the train articles the reader never saw) and ``qa eval``.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
-import math
-import os
+import random
+import shutil
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ..retrieval import HybridRetriever
-from .reader_data import BASE, EVAL, TRAIN, mine, prepare, read_xz, segments_of
+from ..evaluation.squad_scores import best_over, exact_match_score, f1_score
+from ..models.embedder import BASE_MODEL
+from ..models.manifest import MODELS_DIR, resolve_model
+from ..models.reader import MANIFEST, MAX_ANSWER_TOKENS, Reader, encode_pairs, load_tokenizer, read_pairs
+from ..store import checksums
+from ..store.index import default_data_dir
+from .reader_data import answer_examples, mine, read_negatives
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared"
-LAYERS = 6
-MAX_TOKENS = 128  # question + sentence + the sentence before; SQuAD's pairs are 60 word pieces at the median
-QUESTION_TOKENS = 64
-NEGATIVES = 9  # a group of ten pairs: about 1.2M pairs an epoch
-GROUPS_PER_BATCH = 64
-EPOCHS = 3
-LEARNING_RATE = 5e-5
-WARMUP_STEPS = 100
-CHECKPOINT_SECONDS = 120
+EVAL = ROOT.parent / "shared" / "eval" / "squad_v1.1_dev_public.jsonl"
+WORK = ROOT / "build" / "reader"
+OUT = MODELS_DIR / "reader"
+COMMAND = ".venv/bin/python -m qa.training.reader"
+BATCH = 32
+LEARNING_RATE = 6e-5
+WARMUP = 0.05
 SEED = 0
-FROZEN = "embeddings.word_embeddings.weight"  # taken from the base model when loading
-SHARD_BYTES = 15_000_000  # a file the accelerator call returns holds 16 MiB at most
-CANDIDATES, CHECKPOINT, SCORES, REPORT = "candidates.json.gz", "checkpoint.pt", "scores.json.gz", "report.json"
+CHECKPOINT_EVERY = 300  # seconds
+INT8_TOLERANCE = 0.005  # exact match lost to int8, at most
 
 
-def build_scorer(base: Path, layers: int = LAYERS):
-    """The reader's network, from the base model's first ``layers`` layers (torch imported here only)."""
-    import torch
+def token_labels(tokenizer, examples) -> list[tuple]:
+    """Each example's inputs and its answer's first and last word piece (0, 0: [CLS], no answer);
+    answers cut off by truncation are dropped."""
+    rows = []
+    for i in range(0, len(examples), 1024):
+        chunk = examples[i:i + 1024]
+        for (question, sentence, start, end), e in zip(chunk, tokenizer.encode_batch([(x[0], x[1]) for x in chunk])):
+            if start is None:
+                rows.append((e.ids, e.type_ids, 0, 0))
+                continue
+            inside = [t for t, (sid, (a, b)) in enumerate(zip(e.sequence_ids, e.offsets)) if sid == 1 and b > a]
+            first = next((t for t in inside if e.offsets[t][1] > start), None)
+            last = next((t for t in reversed(inside) if e.offsets[t][0] < end), None)
+            if first is None or last is None or last < first or last - first >= MAX_ANSWER_TOKENS:
+                continue
+            if e.offsets[inside[-1]][1] < end:  # truncated before the answer's end
+                continue
+            rows.append((e.ids, e.type_ids, first, last))
+    return rows
+
+
+def training_rows(tokenizer, negatives_file: Path) -> tuple[list[tuple], dict]:
+    """The rows to train on and how many of each kind."""
+    answers = [(q, s, a, b) for q, s, a, b, _ in answer_examples()]
+    mined = read_negatives(negatives_file)
+    wrong = [(m["question"], s, None, None) for m in mined if m["answerable"] for s in m["negatives"]]
+    unanswerable = [(m["question"], s, None, None) for m in mined if not m["answerable"] for s in m["negatives"]]
+    rows = token_labels(tokenizer, answers + wrong + unanswerable)
+    counts = {"answer_sentences": len(rows) - len(wrong) - len(unanswerable), "wrong_candidates": len(wrong),
+              "unanswerable_candidates": len(unanswerable)}
+    return rows, counts
+
+
+def _batches(rows, rng: random.Random):
+    """Batches of similar length (less padding), in random order."""
+    order = list(range(len(rows)))
+    rng.shuffle(order)
+    pool = BATCH * 64
+    batches = []
+    for i in range(0, len(order), pool):
+        chunk = sorted(order[i:i + pool], key=lambda j: len(rows[j][0]))
+        batches.extend(chunk[k:k + BATCH] for k in range(0, len(chunk), BATCH))
+    rng.shuffle(batches)
+    return batches
+
+
+def _tensors(rows, batch, torch, device):
+    width = max(len(rows[j][0]) for j in batch)
+    ids = torch.zeros((len(batch), width), dtype=torch.long)
+    types = torch.zeros_like(ids)
+    mask = torch.zeros_like(ids)
+    for r, j in enumerate(batch):
+        n = len(rows[j][0])
+        ids[r, :n] = torch.tensor(rows[j][0])
+        types[r, :n] = torch.tensor(rows[j][1])
+        mask[r, :n] = 1
+    firsts = torch.tensor([rows[j][2] for j in batch])
+    lasts = torch.tensor([rows[j][3] for j in batch])
+    return tuple(t.to(device) for t in (ids, mask, types, firsts, lasts))
+
+
+def build_model(torch, layers: int = 6):
     from transformers import AutoModel
 
-    class Scorer(torch.nn.Module):
-        """The transformer, mean pooling over the pair's tokens (as the base model pools), one logit."""
+    base = AutoModel.from_pretrained(str(resolve_model(BASE_MODEL).path), local_files_only=True,
+                                     attn_implementation="eager")
+    base.encoder.layer = base.encoder.layer[:layers]
+    base.config.num_hidden_layers = layers
 
+    class ReaderNet(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            # fp32 whatever the file holds: the optimizer keeps its state in the weights' type.
-            self.bert = AutoModel.from_pretrained(str(base), add_pooling_layer=False).float()
-            self.bert.encoder.layer = self.bert.encoder.layer[:layers]
-            self.bert.config.num_hidden_layers = layers
-            self.head = torch.nn.Linear(self.bert.config.hidden_size, 1)
+            self.encoder = base
+            self.head = torch.nn.Linear(base.config.hidden_size, 2)
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                               token_type_ids=token_type_ids).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            return self.head((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).squeeze(-1)
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                                  token_type_ids=token_type_ids).last_hidden_state
+            start, end = self.head(hidden).unbind(-1)
+            return start, end
 
-    model = Scorer()
-    model.bert.get_input_embeddings().weight.requires_grad = False
+    model = ReaderNet()
+    model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
     return model
 
 
-class Pairs:
-    """Every question and sentence cut into word pieces once; a batch's pairs are put together from them."""
+def onnx_weights(path: Path) -> dict[str, np.ndarray]:
+    """The torch state of a reader exported by ``export`` (int8 weights dequantized): a dynamically
+    quantized MatMul keeps no module name, so each is named by the bias added after it."""
+    import onnx
+    from onnx import numpy_helper
 
-    def __init__(self, tokenizer, articles: list[dict], questions: list[str]):
-        self.cls, self.sep = tokenizer.cls_token_id, tokenizer.sep_token_id
-        self.first = np.cumsum([0] + [len(a["sentences"]) for a in articles]).tolist()
-        pieces = lambda texts, n: tokenizer(texts, add_special_tokens=False, truncation=True,  # noqa: E731
-                                            max_length=n)["input_ids"] if texts else []
-        self.sentences = pieces([s for a in articles for s in a["sentences"]], MAX_TOKENS)
-        self.questions = pieces(questions, QUESTION_TOKENS)
-        self.previous = []
-        for a, first in zip(articles, self.first):
-            retriever = HybridRetriever(None, segments_of(a), None)
-            before = map(retriever._previous, range(len(a["sentences"])))
-            self.previous += [first + p if p >= 0 else -1 for p in before]
+    graph = onnx.load(str(path)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
 
-    def encode(self, pairs: list[tuple[int, int]], device: str) -> dict:
-        """Model inputs for (question, sentence) pairs, sentences numbered across all articles."""
-        import torch
+    def value(name):
+        if not name.endswith("_quantized"):
+            return inits[name]
+        base = name[: -len("_quantized")]
+        return (inits[name].astype(np.float32) - inits[base + "_zero_point"].astype(np.float32)) * inits[base + "_scale"]
 
-        rows = []
-        for q, s in pairs:
-            first = [self.cls, *self.questions[q], self.sep]
-            second = self.sentences[s] + ([self.sep, *self.sentences[self.previous[s]]] if self.previous[s] >= 0 else [])
-            rows.append((first, [*second[:MAX_TOKENS - len(first) - 1], self.sep]))
-        width = max(len(a) + len(b) for a, b in rows)
-        ids, types, mask = (np.zeros((len(rows), width), dtype=np.int64) for _ in range(3))
-        for i, (a, b) in enumerate(rows):
-            ids[i, :len(a) + len(b)] = a + b
-            types[i, len(a):len(a) + len(b)] = 1
-            mask[i, :len(a) + len(b)] = 1
-        return {"input_ids": torch.from_numpy(ids).to(device), "token_type_ids": torch.from_numpy(types).to(device),
-                "attention_mask": torch.from_numpy(mask).to(device)}
+    def module_after(node) -> str:
+        todo = list(node.output)
+        while todo:
+            for c in consumers.get(todo.pop(0), []):
+                bias = [i for i in c.input if i.endswith(".bias") and i in inits] if c.op_type == "Add" else []
+                if bias:
+                    return bias[0][: -len(".bias")]
+                todo.extend(c.output)
+        raise ValueError(f"{path}: no bias follows {node.name}")
 
-
-def groups(data: dict, candidates: list[list[int]], first: list[int], negatives: int) -> list[tuple]:
-    """(question, sentences, has an answer) per training question: its answer sentence first, then the
-    engine's best candidates that are not answers, ``negatives + 1`` pairs in all."""
-    out = []
-    for q, (question, found) in enumerate(zip(data["questions"], candidates)):
-        right = question["positives"]
-        wrong = [c for c in found if c not in right][:negatives + (0 if right else 1)]
-        offset = first[question["article"]]
-        out.append((q, [offset + s for s in right[:1] + wrong], bool(right)))
-    return out
+    state = {}
+    for name in inits:
+        base = name[: -len("_quantized")] if name.endswith("_quantized") else name
+        if not name.endswith(("_scale", "_zero_point")) and not base.startswith("onnx::"):
+            state[base] = value(name)
+    for node in graph.node:
+        weights = [i for i in node.input if i in inits and not i.endswith(("_scale", "_zero_point"))]
+        if node.op_type in ("MatMulInteger", "MatMul") and weights:
+            state[module_after(node) + ".weight"] = value(weights[0]).T
+    return state
 
 
-def _loss(logits, batch):
+def train(rows: list[tuple], minutes: float, work: Path, init: Path | None, progress=print):
     import torch
-
-    labels = torch.zeros_like(logits)
-    width = max(len(s) for _, s, _ in batch)
-    grid = torch.full((len(batch), width), -torch.inf, device=logits.device)
-    at = 0
-    for g, (_, sentences, answered) in enumerate(batch):
-        labels[at] = float(answered)
-        grid[g, :len(sentences)] = logits[at:at + len(sentences)]
-        at += len(sentences)
-    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
-    answered = torch.tensor([a for *_, a in batch], device=logits.device)
-    if answered.any():  # the answer sentence, first of its group, against the rest of the group
-        loss = loss + (torch.logsumexp(grid[answered], 1) - grid[answered, 0]).mean()
-    return loss
-
-
-def train(data_dir: Path, work: Path, minutes: float, device: str, log, layers: int = LAYERS,
-          negatives: int = NEGATIVES, per_batch: int = GROUPS_PER_BATCH, epochs: int = EPOCHS):
-    """The reader after ``minutes`` of training in all (or ``epochs``), resuming ``work``'s checkpoint."""
-    import torch
-    from transformers import AutoTokenizer
 
     torch.manual_seed(SEED)
-    torch.backends.cuda.matmul.allow_tf32 = True
-    data = read_xz(data_dir / TRAIN)
-    with gzip.open(work / CANDIDATES, "rt", encoding="utf-8") as f:
-        candidates = json.load(f)
-    pairs = Pairs(AutoTokenizer.from_pretrained(str(data_dir / BASE)), data["articles"],
-                  [q["question"] for q in data["questions"]])
-    examples = groups(data, candidates, pairs.first, negatives)
-    model = build_scorer(data_dir / BASE, layers).to(device)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=LEARNING_RATE, weight_decay=0.01)
-    per_epoch = math.ceil(len(examples) / per_batch)
-    steps, budget, settings = epochs * per_epoch, minutes * 60, [layers, negatives, per_batch, epochs]
-    step, spent = 0, 0.0
-    if (work / CHECKPOINT).exists():
-        state = torch.load(work / CHECKPOINT, map_location=device, weights_only=False)
-        if state["settings"] != settings:
-            raise SystemExit(f"{work / CHECKPOINT} was trained with (layers, negatives, batch, epochs) "
-                             f"{state['settings']}, not {settings}: remove it or run with those")
-        model.load_state_dict(state["model"], strict=False)
-        optimizer.load_state_dict(state["optimizer"])
-        step, spent = state["step"], state["spent"]
-        log(f"resumed at step {step}/{steps}, {spent:.0f} s trained")
-    started = saved = time.perf_counter()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = build_model(torch)
+    if init is not None:
+        missing = model.load_state_dict({k: torch.tensor(v) for k, v in onnx_weights(init).items()}, strict=False)
+        if [k for k in missing.missing_keys if "pooler" not in k] or missing.unexpected_keys:
+            raise SystemExit(f"--init {init}: not a reader of this shape ({missing})")
+    model.to(device)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LEARNING_RATE,
+                                  weight_decay=0.01)
+    state_file = work / "state.pt"
+    state = {"elapsed": 0.0, "epoch": 0, "position": 0, "steps": 0, "rows": len(rows)}
+    if state_file.is_file():
+        saved = torch.load(state_file, weights_only=False, map_location=device)
+        if saved["state"].get("rows") != len(rows):
+            raise SystemExit(f"{state_file}: a checkpoint of other data ({saved['state'].get('rows')} rows, "
+                             f"not {len(rows)}); remove it to start again")
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        state = saved["state"]
+        progress(f"resumed at step {state['steps']}, {state['elapsed'] / 60:.1f} of {minutes} minutes")
+    budget = minutes * 60
 
-    def checkpoint():
-        state = {"model": {k: v for k, v in model.state_dict().items() if not k.endswith(FROZEN)},
-                 "optimizer": optimizer.state_dict(), "step": step, "settings": settings,
-                 "spent": spent + time.perf_counter() - started}
-        torch.save(state, work / f"{CHECKPOINT}.tmp")
-        os.replace(work / f"{CHECKPOINT}.tmp", work / CHECKPOINT)
+    def save():
+        tmp = state_file.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state}, tmp)
+        tmp.replace(state_file)
 
     model.train()
-    order = None
-    while step < steps and (elapsed := spent + time.perf_counter() - started) < budget:
-        epoch, at = divmod(step, per_epoch)
-        if order is None or at == 0:
-            order = np.random.default_rng(SEED + epoch).permutation(len(examples))
-        batch = [examples[i] for i in order[at * per_batch:(at + 1) * per_batch]]
-        # Linear warm-up, then linear decay to zero at the deadline or the last step, whichever is nearer.
-        progress = max(elapsed / budget, step / steps)
-        for group in optimizer.param_groups:
-            group["lr"] = LEARNING_RATE * min(1.0, (step + 1) / WARMUP_STEPS) * (1 - progress)
-        feed = pairs.encode([(q, s) for q, sentences, _ in batch for s in sentences], device)
-        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=device == "cuda"):
-            logits = model(**feed).float()
-        loss = _loss(logits, batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        if step % 100 == 0 or step == 1:
-            log(f"step {step}/{steps} (epoch {epoch + 1}) loss {loss.item():.3f} {elapsed:.0f} s")
-        if time.perf_counter() - saved > CHECKPOINT_SECONDS:
-            checkpoint()
-            saved = time.perf_counter()
-    checkpoint()
-    log(f"stopped at step {step}/{steps} ({step / per_epoch:.2f} epochs of {len(examples)} question groups), "
-        f"{spent + time.perf_counter() - started:.0f} s trained")
+    loss_fn = torch.nn.CrossEntropyLoss()
+    started, saved_at, losses = time.monotonic() - state["elapsed"], state["elapsed"], []
+    while state["elapsed"] < budget:
+        batches = _batches(rows, random.Random(SEED + state["epoch"]))
+        while state["position"] < len(batches) and state["elapsed"] < budget:
+            fraction = state["elapsed"] / budget
+            rate = LEARNING_RATE * min(fraction / WARMUP, (1 - fraction) / (1 - WARMUP))
+            for group in optimizer.param_groups:
+                group["lr"] = rate
+            ids, mask, types, firsts, lasts = _tensors(rows, batches[state["position"]], torch, device)
+            start, end = model(ids, mask, types)
+            # The sentence's word pieces and [CLS] ("no answer") may be chosen; the question may not.
+            outside = ((types == 0) | (mask == 0))
+            outside[:, 0] = False
+            start = start.masked_fill(outside, -1e4)
+            end = end.masked_fill(outside, -1e4)
+            loss = (loss_fn(start, firsts) + loss_fn(end, lasts)) / 2
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            losses.append(loss.item())
+            state["position"] += 1
+            state["steps"] += 1
+            state["elapsed"] = time.monotonic() - started
+            if state["steps"] % 50 == 0:
+                progress(f"step {state['steps']} epoch {state['epoch']} {state['position']}/{len(batches)} "
+                         f"loss {np.mean(losses[-50:]):.3f} lr {rate:.2e} {state['elapsed'] / 60:.1f} min")
+            if state["elapsed"] - saved_at > CHECKPOINT_EVERY:
+                save()
+                saved_at = state["elapsed"]
+        if state["position"] >= len(batches):
+            state["epoch"], state["position"] = state["epoch"] + 1, 0
+    save()
+    progress(f"trained {state['steps']} steps ({state['steps'] * BATCH} pairs, "
+             f"{state['steps'] * BATCH / len(rows):.2f} epochs) in {state['elapsed'] / 60:.1f} min")
+    return model.cpu(), state
+
+
+def export(model, directory: Path, tokenizer_file: Path) -> tuple[Path, Path]:
+    """fp32 and int8 ONNX files of ``model`` in ``directory``."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(tokenizer_file, directory / "tokenizer.json")
+    feed, _, _ = encode_pairs(load_tokenizer(tokenizer_file), ["Where?", "Who was it?"],
+                              ["In the Kursk region.", "Two soldiers were captured in the Kursk region."])
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    fp32, int8 = directory / "model.fp32.onnx", directory / "model.onnx"
     model.eval()
-    return model, {"steps": step, "epochs": round(step / per_epoch, 3), "question_groups": len(examples),
-                   "pairs_per_epoch": sum(len(s) for _, s, _ in examples), "dropped": data["dropped"],
-                   "layers": layers, "negatives": negatives, "groups_per_batch": per_batch}
+    torch.onnx.export(model, tuple(torch.tensor(feed[n]) for n in names), str(fp32), input_names=names,
+                      output_names=["start_logits", "end_logits"], opset_version=17, dynamo=False,
+                      dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in names},
+                                    "start_logits": {0: "batch", 1: "tokens"}, "end_logits": {0: "batch", 1: "tokens"}})
+    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
+    return fp32, int8
 
 
-def score(model, data_dir: Path, device: str, questions_per_batch: int = 128) -> list[list[float]]:
-    """The reader's logit for every candidate of every eval question."""
-    import torch
-    from transformers import AutoTokenizer
+def judge(onnx_file: Path, tokenizer_file: Path, examples) -> dict:
+    """Exact match and F1 of the span the model picks inside each example's gold sentence, read one by one
+    as the engine reads a question's candidates, and the share of gold sentences it takes to answer."""
+    import onnxruntime
 
-    data = read_xz(data_dir / EVAL)
-    pairs = Pairs(AutoTokenizer.from_pretrained(str(data_dir / BASE)), data["articles"],
-                  [q["question"] for q in data["questions"]])
-    out = []
-    with torch.no_grad():
-        for b in range(0, len(data["questions"]), questions_per_batch):
-            batch = list(enumerate(data["questions"][b:b + questions_per_batch], b))
-            feed = pairs.encode([(q, pairs.first[x["article"]] + p) for q, x in batch for p in x["positions"]], device)
-            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=device == "cuda"):
-                logits = model(**feed).float().tolist()
-            for _, x in batch:
-                out.append([round(v, 4) for v in logits[:len(x["positions"])]])
-                logits = logits[len(x["positions"]):]
-    return out
+    session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    tokenizer = load_tokenizer(tokenizer_file)
+    readings = [read_pairs(session, tokenizer, [x[0]], [x[1]])[0] for x in examples]
+    picks = ["" if r is None else x[1][r.start:r.end] for r, x in zip(readings, examples)]
+    em = float(np.mean([best_over(exact_match_score, p, x[4]) for p, x in zip(picks, examples)]))
+    f1 = float(np.mean([best_over(f1_score, p, x[4]) for p, x in zip(picks, examples)]))
+    answered = float(np.mean([r is not None and r.margin > 0 for r in readings]))
+    return {"questions": len(examples), "exact_match": round(em, 4), "f1": round(f1, 4),
+            "margin_above_0": round(answered, 4), "picks": picks}
 
 
-def save_weights(model, out: Path, layers: int) -> list[Path]:
-    """The trained weights in fp16, less the frozen word-piece table, in files of ``SHARD_BYTES`` at most."""
-    import torch
-    from safetensors.torch import save_file
-
-    shards, size = [{}], 0
-    for name, tensor in model.state_dict().items():
-        if name.endswith(FROZEN):
-            continue
-        tensor = tensor.detach().to(torch.float16).contiguous().cpu()
-        if size + tensor.nbytes > SHARD_BYTES and shards[-1]:
-            shards.append({})
-            size = 0
-        shards[-1][name] = tensor
-        size += tensor.nbytes
-    paths = [out / f"reader-{n}.safetensors" for n in range(1, len(shards) + 1)]
-    for shard, path in zip(shards, paths):
-        save_file(shard, str(path), metadata={"layers": str(layers), "max_tokens": str(MAX_TOKENS)})
-    return paths
-
-
-def run(args) -> None:
-    """Mine (once), train (resuming), then score the eval candidates and write the figures."""
-    import torch
-
-    from .reader_eval import report
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    log = lambda line: print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)  # noqa: E731
-    args.work.mkdir(parents=True, exist_ok=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    timings = {}
-    if not (args.work / CANDIDATES).exists():
-        started = time.perf_counter()
-        mined = mine(read_xz(args.data / TRAIN), args.data / BASE, device, args.processes)
-        with gzip.open(args.work / CANDIDATES, "wt", encoding="utf-8") as f:  # gzip: xz takes seconds more
-            json.dump(mined, f)
-        timings["mining_s"] = round(time.perf_counter() - started, 1)
-        log(f"mined in {timings['mining_s']} s")
-    model, trained = train(args.data, args.work, args.minutes, device, log, args.layers, args.negatives,
-                           args.batch, args.epochs)
-    weights = save_weights(model, args.out, args.layers)
-    started = time.perf_counter()
-    logits = score(model, args.data, device)
-    timings["scoring_s"] = round(time.perf_counter() - started, 1)
-    with gzip.open(args.out / SCORES, "wt", encoding="utf-8") as f:
-        json.dump(logits, f)
-    figures = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "training": trained,
-               "timings": timings, "weights": [p.name for p in weights],
-               **report(read_xz(args.data / EVAL), logits, args.samples)}
-    (args.out / REPORT).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-    log(f"{args.out / REPORT}:\n{json.dumps(figures, indent=2)}")
+def ship(directory: Path, onnx_file: Path, figures: dict, state: dict, init: Path | None) -> None:
+    """Write the model's files to ``models/reader/`` and its manifest."""
+    if OUT.exists():
+        shutil.rmtree(OUT)
+    OUT.mkdir(parents=True)
+    shutil.copyfile(onnx_file, OUT / "model.onnx")
+    shutil.copyfile(directory / "tokenizer.json", OUT / "tokenizer.json")
+    base = json.loads((MODELS_DIR / f"{BASE_MODEL}.json").read_text(encoding="utf-8"))
+    counts = figures["train_rows"]
+    manifest = {
+        "name": "reader",
+        "description": ("all-MiniLM-L6-v2's six layers with a start/end head: the answer inside a sentence, "
+                        "or [CLS] for none; ONNX" + (", int8" if figures["precision"] == "int8" else "")),
+        "source": {"path": "reader", "command": COMMAND + (f" --init {init.name}" if init else "")},
+        "base_model": {"name": BASE_MODEL, "upstream": base["upstream"], "revision": base["revision"],
+                       "license": base["license"]},
+        "training_data": (f"SQuAD v1.1 and v2.0 train (../shared/train, the articles qa.training.answerability "
+                          f"does not fit on; Rajpurkar et al. 2016, 2018): {counts['answer_sentences']} answer "
+                          f"sentences, {counts['wrong_candidates']} wrong candidates of answerable questions and "
+                          f"{counts['unanswerable_candidates']} candidates of unanswerable ones, as the engine "
+                          f"ranks them; {state['steps']} steps of {BATCH}"
+                          + (f", from the reader in {init.name}" if init else "")),
+        "license": "CC-BY-SA-4.0 (weights derived from SQuAD) over the base model's Apache-2.0",
+        "weights": "model.onnx",
+        "files": {name: checksums.sha256_file(OUT / name) for name in ("model.onnx", "tokenizer.json")},
+        "judged": {k: v for k, v in figures.items() if k != "train_rows"},
+    }
+    MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    steps = parser.add_subparsers(dest="step", required=True)
-    p = steps.add_parser("prepare", help="here: the data and the base model an accelerator call carries")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--train", type=Path, default=SHARED / "train", help="folder of the SQuAD train files")
-    p.add_argument("--eval", type=Path, default=SHARED / "eval", help="folder of the public dev files")
-    p.add_argument("--data-dir", type=Path, help="the engine's data directory (default: qa's)")
-    p.add_argument("--articles", type=int, help="only the first N articles of each file (a tiny try)")
-    p.add_argument("--questions", type=int, help="only the first N questions of each kind of each article")
-    r = steps.add_parser("run", help="on the accelerator: mine, train, score, report")
-    r.add_argument("--data", type=Path, required=True, help="prepare's folder")
-    r.add_argument("--work", type=Path, help="candidates and checkpoint (default: DATA/work)")
-    r.add_argument("--out", type=Path, required=True, help="weights, scores and report.json")
-    r.add_argument("--minutes", type=float, required=True, help="of training, in all runs together")
-    r.add_argument("--epochs", type=int, default=EPOCHS)
-    r.add_argument("--layers", type=int, default=LAYERS)
-    r.add_argument("--negatives", type=int, default=NEGATIVES)
-    r.add_argument("--batch", type=int, default=GROUPS_PER_BATCH, help="question groups a step")
-    r.add_argument("--processes", type=int, default=1, help="for mining (one per core)")
-    r.add_argument("--samples", type=int, default=1000, help="bootstrap resamplings of the articles")
-    s = steps.add_parser("report", help="the figures again, from a run's scores.json.gz (no torch)")
-    s.add_argument("--data", type=Path, required=True)
-    s.add_argument("--scores", type=Path, required=True)
-    s.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--minutes", type=float, default=60.0, help="training time in all, resumed runs counted")
+    parser.add_argument("--mine-minutes", type=float, default=16.0,
+                        help="time to mine the engine's candidates for (skipped when --work holds them)")
+    parser.add_argument("--work", type=Path, default=WORK, help="mined candidates and the checkpoint")
+    parser.add_argument("--init", type=Path, help="an earlier reader's model.onnx to start from")
+    parser.add_argument("--export-only", action="store_true", help="export and judge the last checkpoint")
     args = parser.parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    if args.step == "prepare":
-        from ..store.index import default_data_dir
+    progress = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    import torch
 
-        prepare(args.out, args.train, args.eval, args.data_dir or default_data_dir(), args.articles,
-                args.questions)
-    elif args.step == "run":
-        args.work = args.work or args.data / "work"
-        run(args)
+    torch.set_num_threads(2)
+    args.work.mkdir(parents=True, exist_ok=True)
+    negatives = args.work / "negatives.jsonl"
+    if not negatives.is_file():
+        mine(default_data_dir(), negatives, minutes=args.mine_minutes, progress=progress)
+    tokenizer_file = resolve_model(BASE_MODEL).path / "tokenizer.json"
+    rows, counts = training_rows(load_tokenizer(tokenizer_file), negatives)
+    progress(f"training rows: {counts}")
+    if args.export_only:
+        model = build_model(torch)
+        saved = torch.load(args.work / "state.pt", weights_only=False)
+        model.load_state_dict(saved["model"])
+        state = saved["state"]
     else:
-        from .reader_eval import report
-
-        with gzip.open(args.scores, "rt", encoding="utf-8") as f:
-            print(json.dumps(report(read_xz(args.data / EVAL), json.load(f), args.samples), indent=2))
+        model, state = train(rows, args.minutes, args.work, args.init, progress)
+    fp32, int8 = export(model, args.work / "onnx", tokenizer_file)
+    examples = list(answer_examples(EVAL, articles=lambda n: True, ambiguous=True))
+    full, small = judge(fp32, tokenizer_file, examples), judge(int8, tokenizer_file, examples)
+    same = float(np.mean([a == b for a, b in zip(full.pop("picks"), small.pop("picks"))]))
+    int8_kept = full["exact_match"] - small["exact_match"] <= INT8_TOLERANCE
+    figures = {"eval": "../shared/eval/squad_v1.1_dev_public.jsonl, the gold sentence given, read alone",
+               "fp32": full, "int8": small, "int8_same_answer": round(same, 4),
+               "precision": "int8" if int8_kept else "fp32", "train_rows": counts}
+    progress(json.dumps(figures, indent=1))
+    ship(args.work / "onnx", int8 if int8_kept else fp32, figures, state, args.init)
+    Reader(MANIFEST).load()  # the shipped files verify
+    print(json.dumps(figures))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

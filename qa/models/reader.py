@@ -1,14 +1,16 @@
-"""The short answer: the words inside a quote that answer the question, found by a trained reader.
+"""The reader: whether a sentence says what is asked, and the words inside it that do.
 
-A six-layer MiniLM reads "[CLS] question [SEP] sentence [SEP]" and scores
-every word piece of the sentence as the answer's first and last; the best
-pair no longer than ``MAX_ANSWER_TOKENS`` is the short answer, returned as
-character offsets into the sentence, so the quote stays verbatim.  It is
-trained on SQuAD v1.1 train's answer sentences by
-``python -m qa.training.short_answer`` and ships in ``models/`` as ONNX with
-a manifest (sha256 of every file, base model, training data and license),
-checked before use like the embedder's.  onnxruntime and tokenizers run it:
-no torch on the query path.
+A six-layer MiniLM reads "[CLS] question [SEP] sentence [SEP]" and scores every
+word piece of the sentence as the answer's first and last, and the [CLS]
+position as "no answer" (SQuAD 2.0's reader).  Per sentence it gives the best
+span no longer than ``MAX_ANSWER_TOKENS`` (character offsets into the
+sentence, so the quote stays verbatim) and its ``margin``: the span's start and
+end scores added, less [CLS]'s.  A sentence that only holds the question's
+words gets a negative margin; one that says what is asked, a positive one.
+It is trained on SQuAD train by ``python -m qa.training.reader`` and ships in
+``models/`` as ONNX with a manifest (sha256 of every file, base model,
+training data and license), checked before use like the embedder's.
+onnxruntime and tokenizers run it: no torch on the query path.
 """
 
 from __future__ import annotations
@@ -22,14 +24,14 @@ import numpy as np
 
 from .manifest import MODELS_DIR, ModelError, resolve_model
 
-MANIFEST = MODELS_DIR / "short-answer.json"
+MANIFEST = MODELS_DIR / "reader.json"
 MAX_TOKENS = 128  # question and sentence together; a longer sentence is read up to here
 MAX_ANSWER_TOKENS = 30
-REBUILD = "rebuild it with `python -m qa.training.short_answer` (README, Models)"
+REBUILD = "rebuild it with `python -m qa.training.reader` (docs/reader.md)"
 
 
-class ShortAnswerModelError(ModelError):
-    """The short-answer model is missing or does not match its manifest."""
+class ReaderModelError(ModelError):
+    """The reader model is missing or does not match its manifest."""
 
 
 def best_span(start: np.ndarray, end: np.ndarray, allowed: np.ndarray,
@@ -73,53 +75,61 @@ def load_tokenizer(path: Path):
     tokenizer = Tokenizer.from_file(str(path))
     tokenizer.no_padding()
     # "longest_first" cuts the sentence as "only_second" would while the question is the shorter of
-    # the two, and cuts a question too long to fit (any question past ~62 word pieces) instead of
-    # failing on it.
+    # the two, and cuts a question too long to fit (past ~62 word pieces) instead of failing on it.
     tokenizer.enable_truncation(MAX_TOKENS, strategy="longest_first")
     return tokenizer
 
 
 @dataclass(frozen=True)
-class Span:
-    start: int  # character offsets in the sentence
+class Reading:
+    """The reader's view of one sentence: its best answer span and how much better than "no answer" it is."""
+
+    start: int  # character offsets of the span in the sentence
     end: int
-    score: float
+    score: float  # the span's start and end scores added
+    no_answer: float  # [CLS]'s start and end scores added
+
+    @property
+    def margin(self) -> float:
+        """Above 0 the reader takes the sentence to answer; the higher, the surer."""
+        return self.score - self.no_answer
 
 
-class ShortAnswerReader:
-    """Finds the short answer inside sentences.  Cheap to construct; ``load`` verifies and opens it."""
+class Reader:
+    """Reads sentences against a question.  Cheap to construct; ``load`` verifies and opens the model."""
 
     def __init__(self, manifest: Path = MANIFEST):
         self.manifest = Path(manifest)
         self._session = None
         self._tokenizer = None
 
-    def load(self) -> "ShortAnswerReader":
+    def load(self) -> "Reader":
         if self._session is None:
             info = _verified(self.manifest)
             self._tokenizer, self._session = _open(info.path, info.weights, info.weights_sha256)
         return self
 
-    def spans(self, question: str, sentences: Sequence[str]) -> list[Span | None]:
-        """The best answer span in each sentence, as character offsets into it (None for a sentence of no words)."""
+    def read(self, question: str, sentences: Sequence[str]) -> list[Reading | None]:
+        """Each sentence read with the question, in one batch (None for a sentence of no words)."""
         if not sentences:
             return []
         self.load()
-        return read_spans(self._session, self._tokenizer, [question] * len(sentences), sentences)
+        return read_pairs(self._session, self._tokenizer, [question] * len(sentences), sentences)
 
 
-def read_spans(session, tokenizer, questions: Sequence[str], sentences: Sequence[str]) -> list[Span | None]:
-    """The best answer span of each (question, sentence) pair, read by ``session`` in one batch."""
+def read_pairs(session, tokenizer, questions: Sequence[str], sentences: Sequence[str]) -> list[Reading | None]:
+    """The reading of each (question, sentence) pair, by ``session`` in one batch."""
     feed, allowed, offsets = encode_pairs(tokenizer, questions, sentences)
     start, end = session.run(None, feed)
-    out: list[Span | None] = []
+    out: list[Reading | None] = []
     for row in range(len(sentences)):
         found = best_span(start[row], end[row], allowed[row])
         if found is None:
             out.append(None)
             continue
         first, last, score = found
-        out.append(Span(int(offsets[row, first, 0]), int(offsets[row, last, 1]), score))
+        out.append(Reading(int(offsets[row, first, 0]), int(offsets[row, last, 1]), score,
+                           float(start[row, 0] + end[row, 0])))
     return out
 
 
@@ -128,7 +138,7 @@ def _verified(manifest: Path):
     try:
         return resolve_model(manifest)
     except (ModelError, KeyError) as exc:
-        raise ShortAnswerModelError(f"{exc}; {REBUILD}") from None
+        raise ReaderModelError(f"{exc}; {REBUILD}") from None
 
 
 @functools.cache

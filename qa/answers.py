@@ -38,6 +38,7 @@ class Quote:
     end: int
     score: float
     short_answer: ShortAnswer | None = None
+    page: int | None = None  # the PDF page the sentence starts on, from 1; None for other formats
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -122,6 +123,7 @@ def select_quotes(question: str, passages: list[Passage], documents: dict[str, D
         quotes.append(Quote(
             text=text, doc=doc.id, title=doc.title, section=s.section,
             position=s.position, start=s.start, end=s.end, score=round(p.score, 4), short_answer=short,
+            page=doc.page_at(s.start),
         ))
     return tuple(quotes)
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, SEED_ARTICLE
+from conftest import ROOT, SEED_ARTICLE, make_pdf
 
 QA = [sys.executable, "-m", "qa"]
 
@@ -67,3 +67,32 @@ def test_errors_name_the_bad_value_and_exit_codes_follow_the_contract(data_dir, 
     assert result.returncode == code
     assert message in result.stderr
     assert result.stdout == ""
+
+
+def test_a_folder_with_a_bad_file_is_indexed_and_the_bad_file_named(data_dir, tmp_path):
+    (tmp_path / "review.txt").write_text("The grinder is quiet and the burrs are made of steel.\n", encoding="utf-8")
+    (tmp_path / "windows.txt").write_bytes("The café opens at eight – every day.\r\n".encode("cp1252"))
+    (tmp_path / "bad.txt").write_bytes(bytes(range(256)) * 16)
+    result = run(["index", str(tmp_path), "--json"], data_dir)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["counts"]["documents"] == 2
+    assert [s["path"] for s in report["skipped"]] == [str(tmp_path / "bad.txt")]
+    assert "not text in any encoding" in report["skipped"][0]["reason"]
+    assert result.stderr.count(f"Skipped {tmp_path / 'bad.txt'}: not text in any encoding") == 1
+    answer = run(["ask", "--json", "When does the café open?", "--docs", str(tmp_path)], data_dir)
+    assert answer.returncode == 0, answer.stderr
+    assert json.loads(answer.stdout)["quotes"][0]["text"] == "The café opens at eight – every day."
+    nothing = run(["ask", "Anything?", "--docs", str(tmp_path / "bad.txt")], data_dir)
+    assert nothing.returncode == 1 and "bad.txt: not text in any encoding" in nothing.stderr
+
+
+def test_a_pdf_quote_carries_its_page(data_dir, tmp_path):
+    pdf = tmp_path / "kettle.pdf"
+    pdf.write_bytes(make_pdf([["Unpack the kettle and remove the tape."], ["Descale the kettle every month with vinegar."]]))
+    result = run(["ask", "--json", "--k", "2", "How often should I descale the kettle?", "--docs", str(pdf)], data_dir)
+    assert result.returncode == 0, result.stderr
+    best = json.loads(result.stdout)["quotes"][0]
+    assert best["text"] == "Descale the kettle every month with vinegar." and best["page"] == 2
+    text = run(["ask", "How often should I descale the kettle?", "--docs", str(pdf)], data_dir)
+    assert "kettle.pdf, p. 2, sentence 2" in text.stdout

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -23,7 +24,7 @@ import pytest
 
 from qa import Answer, Quote, ShortAnswer, read_document
 from ui.screenshot import CHROMIUM, CHROMIUM_FLAGS, VIEWPORT
-from ui.render import esc, render_answer, render_documents, render_source, span_id
+from ui.render import esc, read_as, render_answer, render_documents, render_source, span_id
 from ui.library import MAX_UPLOAD_BYTES, Library, UploadRefused, feedback_record, safe_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,6 +120,31 @@ def test_render_documents_escapes():
     assert "<script>" not in out and "2.0 KB" in out and "2025-01-01" in out
 
 
+def test_documents_tab_says_how_each_file_was_read_and_names_the_files_skipped():
+    out = render_documents([{"title": "Notes", "id": "a.txt", "origin": "docs", "bytes": 20, "chars": 10,
+                             "sentences": 1, "read_as": "cp1252"}], "2025-01-01",
+                           ["/d/bad.txt: not text in any encoding recognised <b>"])
+    assert "<th>Read as</th>" in out and "<td>cp1252</td>" in out
+    assert "Not indexed" in out and "/d/bad.txt: not text in any encoding recognised &#60;b&#62;" in out
+
+
+def test_a_pdf_quote_cites_its_page_and_the_source_view_shows_that_page(tmp_path):
+    from conftest import make_pdf
+
+    path = tmp_path / "manual.pdf"
+    path.write_bytes(make_pdf([["Unpack the kettle first."], ["Descale the kettle every month."]]))
+    doc = read_document(path)
+    start = doc.text.index("Descale")
+    end = start + len("Descale the kettle every month.")
+    q = Quote(text=doc.text[start:end], doc=doc.id, title=doc.title, section=None, position=1, start=start, end=end,
+              score=0.5, page=doc.page_at(start))
+    assert q.page == 2 and "manual, p. 2, sentence 2" in render_answer(Answer("q", True, (q,), "m"), turn=0)
+    out = render_source(doc, [(start, end)], active=(start, end), page=2)
+    assert "p. 2 of 2" in out and "Unpack" not in out
+    assert f'<mark id="{span_id(start, end)}" class="qa-span active">Descale the kettle every month.</mark>' in out
+    assert read_as(doc) == "PDF, 2 pages"
+
+
 def test_safe_name_never_leaves_the_folder():
     assert safe_name("../../etc/passwd.txt") == "passwd.txt"
     assert safe_name("C:\\Users\\me\\My Notes (1).MD") == "My_Notes_1.md"
@@ -137,8 +163,8 @@ def test_store_checks_uploads_on_the_server(tmp_path):
     with pytest.raises(UploadRefused, match="limit"):
         store.add_upload(big, "big.txt")
     binary = tmp_path / "bin.txt"
-    binary.write_bytes(b"\xff\xfe\x00bad")
-    with pytest.raises(UploadRefused, match="UTF-8"):
+    binary.write_bytes(random.Random(1).randbytes(2000))
+    with pytest.raises(UploadRefused, match="not text in any encoding"):
         store.add_upload(binary, "bin.txt")
     good = tmp_path / "up.txt"
     good.write_text(UPLOADED, encoding="utf-8")
@@ -383,12 +409,12 @@ def test_refused_uploads_say_why(browser, server, tmp_path):
     browser.set_input_files("#qa-upload input[type=file]", str(exe))
     expect()(browser.locator(".toast-body").last).to_contain_text("Invalid file type")
     # Past the browser's check, the server reads the file before storing it.
-    bad = tmp_path / "latin1.txt"
-    bad.write_bytes("caf\xe9 au lait, served hot in the morning.".encode("latin-1"))
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(random.Random(1).randbytes(2000))
     browser.set_input_files("#qa-upload input[type=file]", str(bad))
-    expect()(browser.locator("#qa-status")).to_contain_text("Refused: latin1.txt: not UTF-8 text")
+    expect()(browser.locator("#qa-status")).to_contain_text("Refused: bad.txt: not text in any encoding")
     uploads = server.data / "uploads"
-    assert not (uploads / "notes.exe").exists() and not (uploads / "latin1.txt").exists()
+    assert not (uploads / "notes.exe").exists() and not (uploads / "bad.txt").exists()
     assert not list(uploads.glob(".incoming-*"))
 
 

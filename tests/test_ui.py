@@ -403,6 +403,31 @@ def test_remove_a_document_and_reindex(browser, server):
 
 
 @pytest.mark.browser
+def test_pdf_quotes_cite_their_page_and_windows_text_shows_its_encoding(browser, server, tmp_path):
+    from conftest import make_pdf
+
+    pdf, windows = tmp_path / "kettle.pdf", tmp_path / "menu.txt"
+    pdf.write_bytes(make_pdf([["Unpack the kettle and remove the tape."],
+                              ["Descale the kettle every month with white vinegar."]]))
+    windows.write_bytes("The caf\u00e9 serves cr\u00eapes \u2013 every Sunday morning.\r\n".encode("cp1252"))
+    browser.set_input_files("#qa-upload input[type=file]", [str(pdf), str(windows)])
+    docs = browser.locator("#qa-docs")
+    expect()(docs).to_contain_text("PDF, 2 pages")
+    expect()(docs).to_contain_text("cp1252")
+    msg = ask(browser, "How often should the kettle be descaled?")
+    best = msg.locator("blockquote.qa-best")
+    expect()(best).to_contain_text("Descale the kettle every month")
+    expect()(best).to_contain_text("kettle, p. 2")
+    source = browser.locator("#qa-source")
+    expect()(source).to_contain_text("p. 2 of 2")
+    expect()(source.locator("mark.active")).to_contain_text("Descale the kettle every month")
+    expect()(source).not_to_contain_text("Unpack the kettle")  # the cited page alone
+    msg = ask(browser, "When does the caf\u00e9 serve cr\u00eapes?")
+    # Quoted as decoded: the Windows dash and accents, not their bytes.
+    expect()(msg.locator("blockquote.qa-quote").first).to_contain_text("The caf\u00e9 serves cr\u00eapes \u2013 every Sunday")
+
+
+@pytest.mark.browser
 def test_refused_uploads_say_why(browser, server, tmp_path):
     exe = tmp_path / "notes.exe"
     exe.write_bytes(b"MZ not a document")
@@ -435,6 +460,10 @@ def test_the_plain_json_api_answers_and_refuses_with_the_reason(server):
 
     status, answer = post({"question": "What did he urge?", "history": ["Who is Ukraine's foreign minister?"]})
     assert status == 200 and "Sybiga" in answer["answer"] and answer["kind"] in ("answer", "possible")
+    status, kettle = post({"question": "How often should the kettle be descaled?"})
+    if any(q["doc"] == "kettle.pdf" for q in kettle["quotes"]):  # uploaded by the browser test before this one
+        assert [q["page"] for q in kettle["quotes"] if q["doc"] == "kettle.pdf"][0] == 2
+    assert all(q["page"] is None for q in answer["quotes"])
     status, refused = post({"question": "???"})
     assert status == 400 and "has no words to search for" in refused["error"]
     assert post({"history": []})[0] == 400

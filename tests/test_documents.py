@@ -99,3 +99,32 @@ def test_pdf_text_is_read_and_split(tmp_path):
     (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
     with pytest.raises(DocumentError, match="broken.pdf: not a readable PDF"):
         read_document(tmp_path / "broken.pdf")
+
+
+@pytest.mark.parametrize("text, sentences", [
+    # A full stop with no space after it, as typed fast.
+    ("We were mixing and matching a few sets.So far my wife and I have purchased six.",
+     ["We were mixing and matching a few sets.", "So far my wife and I have purchased six."]),
+    # ... but not inside an abbreviation, an address or a file name.
+    ("Ask at St.Louis or see example.com/Page, e.g.The one on the left.",
+     ["Ask at St.Louis or see example.com/Page, e.g.The one on the left."]),
+    # Chat lines without punctuation, each behind its stamp.
+    ("van pickup is at 9:30\n[08:03] Nadia: reminder the new place has NO LIFT\n[08:05] Ollie: no lift??",
+     ["van pickup is at 9:30", "[08:03] Nadia: reminder the new place has NO LIFT", "[08:05] Ollie: no lift??"]),
+    # List items, and lines that end without punctuation though the next word would have fitted.
+    ("Recipe changes\n- fed Gerald twice a day\n- dropped water to 340g",
+     ["Recipe changes", "- fed Gerald twice a day", "- dropped water to 340g"]),
+    ("From: Renata Vasquez-Holm\nDate: 2026-10-06 07:52", ["From: Renata Vasquez-Holm", "Date: 2026-10-06 07:52"]),
+    ("--------------------\nFrom: Skylane Support", ["--------------------", "From: Skylane Support"]),
+    # E-mail quotes stand apart from the reply.
+    ("Sounds good to me\n> Shall we meet on Friday\n> at the office?", ["Sounds good to me", "> Shall we meet on Friday\n> at the office?"]),
+    # Hard-wrapped prose stays whole, capitals and numbers at a wrap included.
+    ("The committee met in the town hall with the mayor and\nAlan Stevenson, who had designed the tower in\n1844 for the northern lighthouse board.",
+     ["The committee met in the town hall with the mayor and\nAlan Stevenson, who had designed the tower in\n1844 for the northern lighthouse board."]),
+    # A chemical formula's subscript on its own line is not a numbered list (SQuAD's Oxygen).
+    ("Water holds dissolved O\n2. The ratio is about 1:4.", ["Water holds dissolved O\n2. The ratio is about 1:4."]),
+])
+def test_informal_text_splits_where_a_reader_would(text, sentences):
+    from qa.segments import split_sentences
+
+    assert [text[start:end] for start, end in split_sentences(text)] == sentences

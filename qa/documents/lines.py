@@ -34,9 +34,13 @@ def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+def ends_like_sentence(line: str) -> bool:
+    return bool(_SENTENCE_END.search(line))
+
+
 def is_heading_line(line: str) -> bool:
     line = line.strip()
-    return 0 < len(line) <= HEADING_MAX_CHARS and not _SENTENCE_END.search(line)
+    return 0 < len(line) <= HEADING_MAX_CHARS and not ends_like_sentence(line)
 
 
 def parse_lines(text: str, markdown: bool = False, headings: bool = True):
@@ -80,7 +84,7 @@ def parse_lines(text: str, markdown: bool = False, headings: bool = True):
             blocks.append(Block("heading", start, end))
             continue
         para = [para[0] if para else start, end]
-        if _SENTENCE_END.search(line):
+        if ends_like_sentence(line):
             close()
     close()
     return blocks, title, date

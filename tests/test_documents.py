@@ -108,9 +108,9 @@ def test_pdf_text_is_read_and_split(tmp_path):
     # ... but not inside an abbreviation, an address or a file name.
     ("Ask at St.Louis or see example.com/Page, e.g.The one on the left.",
      ["Ask at St.Louis or see example.com/Page, e.g.The one on the left."]),
-    # Chat lines without punctuation, each behind its stamp.
-    ("van pickup is at 9:30\n[08:03] Nadia: reminder the new place has NO LIFT\n[08:05] Ollie: no lift??",
-     ["van pickup is at 9:30", "[08:03] Nadia: reminder the new place has NO LIFT", "[08:05] Ollie: no lift??"]),
+    # Chat lines behind a stamp stay with their neighbours: a reply is found through the line that asks.
+    ("[08:34] Ollie: how much was it\n[08:35] Nadia: 89 plus fuel, I'm paying obviously",
+     ["[08:34] Ollie: how much was it\n[08:35] Nadia: 89 plus fuel, I'm paying obviously"]),
     # List items, and lines that end without punctuation though the next word would have fitted.
     ("Recipe changes\n- fed Gerald twice a day\n- dropped water to 340g",
      ["Recipe changes", "- fed Gerald twice a day", "- dropped water to 340g"]),

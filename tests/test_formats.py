@@ -131,6 +131,19 @@ def test_an_email_is_a_document_with_its_subject_sender_and_quoted_reply_apart(t
         ("Can we move the offsite to Thursday?", quoted),
         ("The venue on Tuesday is closed\nfor repairs.", quoted),
     ]
+    bottom = tmp_path / "bottom.eml"
+    bottom.write_bytes(bytes(_message("Re: Keys", "Ida <ida@example.org>", "Wed, 4 Feb 2026 08:00:00 +0000",
+                                      "> Who has the spare keys?\nNadia has them since Monday.\n")))
+    assert [(s.text, s.section) for s in sentences(read_document(bottom))] == [
+        ("Who has the spare keys?", "Quoted from an earlier message"),
+        ("Nadia has them since Monday.", "Reply from Ida <ida@example.org>")]
+    html = EmailMessage()
+    html["Subject"], html["From"] = "Newsletter", "news@example.org"
+    html.set_content("<html><body><h2>Opening hours</h2><p>We open at nine on Saturdays.</p></body></html>",
+                     subtype="html")
+    (tmp_path / "news.eml").write_bytes(bytes(html))
+    assert [(s.text, s.section) for s in sentences(read_document(tmp_path / "news.eml"))] == [
+        ("We open at nine on Saturdays.", "Opening hours")]
     (tmp_path / "notmail.eml").write_text("just some words\n", encoding="utf-8")
     with pytest.raises(DocumentError, match="notmail.eml: not an e-mail message"):
         read_document(tmp_path / "notmail.eml")

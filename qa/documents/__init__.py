@@ -8,7 +8,7 @@ spans into that text, and a PDF's pages.  One module per format; ``files``
 finds the files and hands each to its reader.
 """
 
-from .base import Block, Content, Document, DocumentError
+from .base import Block, Document, DocumentError
 from .files import (
     DEFAULT_MAX_FILE_MB,
     MAX_FILE_MB_ENV,
@@ -23,7 +23,7 @@ from .files import (
 )
 
 __all__ = [
-    "Block", "Content", "Corpus", "DEFAULT_MAX_FILE_MB", "Document", "DocumentError", "MAX_FILE_MB_ENV",
+    "Block", "Corpus", "DEFAULT_MAX_FILE_MB", "Document", "DocumentError", "MAX_FILE_MB_ENV",
     "SUPPORTED_SUFFIXES", "Skipped", "collect_files", "file_limit_mb", "load_documents",
     "read_corpus", "read_document",
 ]

@@ -175,6 +175,7 @@ def _files_in(path: Path) -> list[Path]:
 def read_document(path: str | Path, doc_id: str | None = None, max_file_mb: float | None = None) -> Document:
     """Read one file; ``max_file_mb`` (default ``file_limit_mb()``) refuses larger ones."""
     path = Path(path)
+    # A file named here with another suffix is read as text: its caller knows what it holds.
     reader = READERS.get(path.suffix.lower(), read_text)
     data = _read_bytes(path, file_limit_mb() if max_file_mb is None else max_file_mb)
     content: Content = reader(path, data)

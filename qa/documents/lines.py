@@ -115,11 +115,15 @@ class TextBuilder:
         if text:
             self._append(text, [Block(kind, 0, len(text))])
 
-    def add_lines(self, text: str, headings: bool = False) -> None:
-        """A piece of plain text, its paragraphs (and headings, when asked) found by ``parse_lines``."""
+    def add_lines(self, text: str) -> None:
+        """A piece of plain text, its paragraphs found by ``parse_lines``.
+
+        No headings: in extracted text a short line is a layout wrap (PDF), a
+        Word paragraph's soft break or a sign-off ("Kind regards"), not a heading.
+        """
         text = text.strip()
         if text:
-            self._append(text, parse_lines(text, headings=headings)[0])
+            self._append(text, parse_lines(text, headings=False)[0])
 
     def mark_start(self) -> int:
         """Where the next piece will start."""

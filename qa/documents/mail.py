@@ -42,8 +42,8 @@ def read_eml(path: Path, data: bytes) -> Content:
 
 
 def read_mbox(path: Path, data: bytes) -> Content:
-    # mailbox reads the file itself; ``data`` (already read) only shows that it is within the size limit.
-    del data
+    """Every message of the mailbox at ``path``; ``mailbox`` reads the file itself, so ``data``
+    (read already, within the size limit) is not used."""
     try:
         box = mailbox.mbox(path, factory=_parse, create=False)
         messages = list(box)
@@ -120,9 +120,7 @@ def _add_body(body: str, builder: TextBuilder, sender: str) -> None:
             runs.append((quoted, [text]))
     for n, (quoted, lines) in enumerate(runs):
         if quoted:
-            previous = runs[n - 1][1] if n else []
-            attribution = next((line for line in reversed(previous) if line.strip()), "")
-            if not _ATTRIBUTION.search(attribution):
+            if not _ATTRIBUTION.search(_last(runs[n - 1][1]) if n else ""):
                 builder.add("heading", QUOTED_HEADING)
         elif n:  # new text after a quotation: the reply goes on, its section says whose it is
             builder.add("heading", f"Reply from {sender}" if sender else "Reply")

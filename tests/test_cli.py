@@ -96,3 +96,26 @@ def test_a_pdf_quote_carries_its_page(data_dir, tmp_path):
     assert best["text"] == "Descale the kettle every month with vinegar." and best["page"] == 2
     text = run(["ask", "How often should I descale the kettle?", "--docs", str(pdf)], data_dir)
     assert "kettle.pdf, p. 2, sentence 2" in text.stdout
+
+
+def test_word_and_email_files_are_indexed_and_cited(data_dir, tmp_path):
+    docx = pytest.importorskip("docx")
+    from email.message import EmailMessage
+
+    word = docx.Document()
+    word.add_heading("Service agreement", level=0)
+    word.add_heading("Notice", level=1)
+    word.add_paragraph("Either party may end the agreement with three months' notice in writing.")
+    word.save(tmp_path / "contract.docx")
+    message = EmailMessage()
+    message["Subject"], message["From"], message["Date"] = "Offsite", "Ida <ida@example.org>", "Mon, 2 Feb 2026 10:00:00 +0000"
+    message.set_content("The offsite moves to the lake hotel on Thursday.\n")
+    (tmp_path / "offsite.eml").write_bytes(bytes(message))
+    result = run(["index", str(tmp_path), "--json"], data_dir)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["counts"]["documents"] == 2
+    answer = run(["ask", "How much notice ends the agreement?", "--docs", str(tmp_path)], data_dir)
+    assert "contract.docx, Notice, sentence 1" in answer.stdout
+    answer = run(["ask", "--json", "Where is the offsite?", "--docs", str(tmp_path)], data_dir)
+    best = json.loads(answer.stdout)["quotes"][0]
+    assert best["text"] == "The offsite moves to the lake hotel on Thursday." and best["title"] == "Offsite"

@@ -410,10 +410,14 @@ def test_pdf_quotes_cite_their_page_and_windows_text_shows_its_encoding(browser,
     pdf.write_bytes(make_pdf([["Unpack the kettle and remove the tape."],
                               ["Descale the kettle every month with white vinegar."]]))
     windows.write_bytes("The caf\u00e9 serves cr\u00eapes \u2013 every Sunday morning.\r\n".encode("cp1252"))
-    browser.set_input_files("#qa-upload input[type=file]", [str(pdf), str(windows)])
+    mail = tmp_path / "hours.eml"
+    mail.write_text("Subject: Cafe hours\nFrom: Ana <ana@example.org>\n\nThe cafe closes at six in winter.\n",
+                    encoding="utf-8")
+    browser.set_input_files("#qa-upload input[type=file]", [str(pdf), str(windows), str(mail)])
     docs = browser.locator("#qa-docs")
     expect()(docs).to_contain_text("PDF, 2 pages")
     expect()(docs).to_contain_text("cp1252")
+    expect()(docs).to_contain_text("Cafe hours")
     msg = ask(browser, "How often should the kettle be descaled?")
     best = msg.locator("blockquote.qa-best")
     expect()(best).to_contain_text("Descale the kettle every month")

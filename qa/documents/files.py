@@ -76,14 +76,14 @@ def read_corpus(paths: list[str | Path] | tuple[str | Path, ...], max_file_mb: f
     ``DocumentError`` only when no document at all could be read.
     ``max_file_mb``: see ``read_document``.
     """
-    if not paths:
-        raise DocumentError("no documents given: name at least one file or folder")
     skipped: list[Skipped] = []
     files = _collect(paths, skipped)
+    # Read once: a bad $QA_MAX_FILE_MB is one error, not a reason for skipping every file.
+    limit = file_limit_mb() if max_file_mb is None else max_file_mb
     documents = []
     for path, doc_id in zip(files, _document_ids(files)):
         try:
-            documents.append(read_document(path, doc_id, max_file_mb))
+            documents.append(read_document(path, doc_id, limit))
         except DocumentError as exc:
             skipped.append(Skipped(str(path), str(exc)))
     if not documents:
@@ -127,8 +127,6 @@ def file_limit_mb() -> float:
 
 def collect_files(paths) -> list[Path]:
     """The document files named in ``paths`` (files or folders); the first path that names none raises."""
-    if not paths:
-        raise DocumentError("no documents given: name at least one file or folder")
     skipped: list[Skipped] = []
     files = _collect(paths, skipped)
     if skipped:
@@ -143,6 +141,8 @@ def _collect(paths, skipped: list[Skipped]) -> list[Path]:
     documents, so they are passed over in silence); a file named on its own
     must be of a supported type.
     """
+    if not paths:
+        raise DocumentError("no documents given: name at least one file or folder")
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)

@@ -21,6 +21,10 @@ from dataclasses import dataclass
 from .documents import Document
 from .documents.lines import ends_like_sentence, line_spans
 
+# Where split_sentences cuts, as a number an index records: raise it with any change to the cuts,
+# so that an index whose sentences an earlier splitter cut is rebuilt (the vector cache keeps
+# the vectors of every sentence that stays the same).  1: nupunkt alone; 2: informal text.
+SPLITTER_VERSION = 2
 # The embedder reads at most 256 word pieces; longer runs (tables, PDF text
 # without punctuation) are cut at a space so that no text goes unread.
 MAX_SEGMENT_CHARS = 600

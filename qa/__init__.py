@@ -9,7 +9,7 @@
 
 from .answers import NO_ANSWER, Answer, Quote, ShortAnswer
 from .assistant import DEFAULT_CORPUS, DEFAULT_K, DEFAULT_THRESHOLD, Assistant
-from .documents import Document, DocumentError, collect_files, load_documents, read_document
+from .documents import Document, DocumentError, Skipped, collect_files, load_documents, read_corpus, read_document
 from .evaluation import TestSetError, compute_metrics, read_squad, read_testset, run_eval
 from .models.embedder import DEFAULT_MODEL, Embedder
 from .models.manifest import ModelError
@@ -41,6 +41,7 @@ __all__ = [
     "Reading",
     "Segment",
     "ShortAnswer",
+    "Skipped",
     "StaleIndexError",
     "Store",
     "StoreUnavailableError",
@@ -49,6 +50,7 @@ __all__ = [
     "collect_files",
     "default_data_dir",
     "load_documents",
+    "read_corpus",
     "read_document",
     "read_squad",
     "read_testset",

@@ -41,6 +41,7 @@ class Quote:
     end: int
     score: float
     short_answer: ShortAnswer | None = None
+    page: int | None = None  # the PDF page the sentence starts on, from 1; None for other formats
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -128,6 +129,7 @@ def select_quotes(passages: list[Passage], documents: dict[str, Document], k: in
         quotes.append(Quote(
             text=doc.text[s.start:s.end], doc=doc.id, title=doc.title, section=s.section,
             position=s.position, start=s.start, end=s.end, score=round(p.score, 4), short_answer=short,
+            page=doc.page_at(s.start),
         ))
     return tuple(quotes)
 

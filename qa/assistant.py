@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 from . import conversation, questions
 from .answers import Answer, compose
-from .documents import Document, load_documents
+from .documents import Document, Skipped, read_corpus
 from .models.embedder import DEFAULT_MODEL, Embedder
 from .models.reader import Reader
 from .retrieval import HybridRetriever
@@ -59,6 +59,7 @@ class Assistant:
         self.store_uri = store
         self.corpus = corpus  # a name that keeps one index however the files change (``corpus_name``)
         self.documents: list[Document] = []
+        self.skipped: list[Skipped] = []  # files that could not be read, each with the reason
         self.documents_by_id: dict[str, Document] = {}
         self.index: Store | None = None
         self.segments: list[Segment] = []  # the corpus's sentences; sentence id i is segments[i]
@@ -71,6 +72,9 @@ class Assistant:
     def load(self, progress: Callable[[str, int, int], None] | None = None) -> "Assistant":
         """Read, verify and open everything.
 
+        Files that cannot be read are set aside in ``skipped``, with the reason;
+        ``DocumentError`` is raised only when no document can be read.
+
         With ``rebuild="never"`` (the default) a missing, stale or damaged
         index raises ``MissingIndexError`` / ``StaleIndexError`` /
         ``CorruptIndexError``; with ``"stale"`` it is rebuilt (re-embedding only
@@ -78,7 +82,8 @@ class Assistant:
         rebuilt regardless.  A Milvus store (``store="milvus:URI"``) is
         brought up to date document by document whatever ``rebuild`` says.
         """
-        self.documents = load_documents(self.paths)
+        corpus = read_corpus(self.paths)
+        self.documents, self.skipped = list(corpus.documents), list(corpus.skipped)
         self.documents_by_id = {d.id: d for d in self.documents}
         self.embedder.load(progress)  # the first use exports the model to ONNX, once
         self.reader.load()

@@ -122,6 +122,8 @@ def load_with_progress(assistant: Assistant) -> Assistant:
         assistant.load(progress)
     finally:
         progress.close()
+    for skipped in assistant.skipped:
+        click.echo(visible(f"Skipped {skipped}"), err=True)
     if assistant.rebuilt_because:
         click.echo(visible(f"The index was damaged and has been rebuilt: {assistant.rebuilt_because}"), err=True)
     if assistant.built:
@@ -145,7 +147,8 @@ def format_answer(answer: Answer) -> str:
     if answer.quotes and answer.quotes[0].short_answer:
         lines.append(f"Short answer: {answer.quotes[0].short_answer.text}")
     for n, q in enumerate(answer.quotes, 1):
-        where = f"{q.doc}" + (f", {q.section}" if q.section else "") + f", sentence {q.position + 1}"
+        where = (q.doc + (f", p. {q.page}" if q.page is not None else "") + (f", {q.section}" if q.section else "")
+                 + f", sentence {q.position + 1}")
         lines.append(f"[{n}] \u201c{q.text}\u201d\n    \u2014 {where}, chars {q.start}-{q.end}, score {q.score:.2f}")
     return "\n".join(lines)
 
@@ -177,12 +180,15 @@ def index(paths, model, data_dir, store, force, as_json):
     manifest = assistant.manifest
     if as_json:
         where = {"index_dir": str(assistant.index_dir)} if assistant.index_dir else {}
-        click.echo(json.dumps({**where, "rebuilt": assistant.built, **manifest}))
+        skipped = [{"path": s.path, "reason": s.reason} for s in assistant.skipped]
+        click.echo(json.dumps({**where, "rebuilt": assistant.built, **manifest, "skipped": skipped}))
         return
     state = "built" if assistant.built else "up to date"
     click.echo(f"Index {state}: {manifest['counts']['documents']} document(s), "
                f"{manifest['counts']['segments']} sentences, model {manifest['model']['id']}")
     click.echo(f"  {assistant.index_dir or assistant.store_uri}")
+    if assistant.skipped:
+        click.echo(f"Skipped {len(assistant.skipped)} file(s) that could not be read (named on stderr)")
 
 
 @cli.command()

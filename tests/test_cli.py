@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, SEED_ARTICLE
+from conftest import ROOT, SEED_ARTICLE, make_pdf
 
 QA = [sys.executable, "-m", "qa"]
 
@@ -67,3 +67,55 @@ def test_errors_name_the_bad_value_and_exit_codes_follow_the_contract(data_dir, 
     assert result.returncode == code
     assert message in result.stderr
     assert result.stdout == ""
+
+
+def test_a_folder_with_a_bad_file_is_indexed_and_the_bad_file_named(data_dir, tmp_path):
+    (tmp_path / "review.txt").write_text("The grinder is quiet and the burrs are made of steel.\n", encoding="utf-8")
+    (tmp_path / "windows.txt").write_bytes("The café opens at eight – every day.\r\n".encode("cp1252"))
+    (tmp_path / "bad.txt").write_bytes(bytes(range(256)) * 16)
+    result = run(["index", str(tmp_path), "--json"], data_dir)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["counts"]["documents"] == 2
+    assert [s["path"] for s in report["skipped"]] == [str(tmp_path / "bad.txt")]
+    assert "not text in any encoding" in report["skipped"][0]["reason"]
+    assert result.stderr.count(f"Skipped {tmp_path / 'bad.txt'}: not text in any encoding") == 1
+    answer = run(["ask", "--json", "When does the café open?", "--docs", str(tmp_path)], data_dir)
+    assert answer.returncode == 0, answer.stderr
+    assert json.loads(answer.stdout)["quotes"][0]["text"] == "The café opens at eight – every day."
+    nothing = run(["ask", "Anything?", "--docs", str(tmp_path / "bad.txt")], data_dir)
+    assert nothing.returncode == 1 and "bad.txt: not text in any encoding" in nothing.stderr
+
+
+def test_a_pdf_quote_carries_its_page(data_dir, tmp_path):
+    pdf = tmp_path / "kettle.pdf"
+    pdf.write_bytes(make_pdf([["Unpack the kettle and remove the tape."], ["Descale the kettle every month with vinegar."]]))
+    result = run(["ask", "--json", "--k", "2", "How often should I descale the kettle?", "--docs", str(pdf)], data_dir)
+    assert result.returncode == 0, result.stderr
+    best = json.loads(result.stdout)["quotes"][0]
+    assert best["text"] == "Descale the kettle every month with vinegar." and best["page"] == 2
+    text = run(["ask", "How often should I descale the kettle?", "--docs", str(pdf)], data_dir)
+    assert "kettle.pdf, p. 2, sentence 2" in text.stdout
+
+
+def test_word_and_email_files_are_indexed_and_cited(data_dir, tmp_path):
+    docx = pytest.importorskip("docx")
+    from email.message import EmailMessage
+
+    word = docx.Document()
+    word.add_heading("Service agreement", level=0)
+    word.add_heading("Notice", level=1)
+    word.add_paragraph("Either party may end the agreement with three months' notice in writing.")
+    word.save(tmp_path / "contract.docx")
+    message = EmailMessage()
+    message["Subject"], message["From"], message["Date"] = "Offsite", "Ida <ida@example.org>", "Mon, 2 Feb 2026 10:00:00 +0000"
+    message.set_content("The offsite moves to the lake hotel on Thursday.\n")
+    (tmp_path / "offsite.eml").write_bytes(bytes(message))
+    result = run(["index", str(tmp_path), "--json"], data_dir)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["counts"]["documents"] == 2
+    answer = run(["ask", "How much notice ends the agreement?", "--docs", str(tmp_path)], data_dir)
+    assert "contract.docx, Notice, sentence 1" in answer.stdout
+    answer = run(["ask", "--json", "Where is the offsite?", "--docs", str(tmp_path)], data_dir)
+    best = json.loads(answer.stdout)["quotes"][0]
+    assert best["text"] == "The offsite moves to the lake hotel on Thursday." and best["title"] == "Offsite"

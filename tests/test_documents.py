@@ -5,7 +5,7 @@ import pytest
 from qa import DocumentError, load_documents, segment_document
 from qa.documents import read_document
 
-from conftest import SEED_ARTICLE, SEEDS
+from conftest import SEED_ARTICLE, SEEDS, make_pdf
 
 
 def test_seed_article_title_date_and_sections():
@@ -70,7 +70,7 @@ def test_hard_wrapped_prose_is_not_mistaken_for_headings(tmp_path):
 @pytest.mark.parametrize("name, content, message", [
     ("missing.txt", None, "no such file"),
     ("image.png", b"\x89PNG", "unsupported file type"),
-    ("latin1.txt", "caf\xe9 ol\xe9.".encode("latin-1"), "not UTF-8"),
+    ("bad.txt", bytes(range(256)) * 8, "not text in any encoding"),
     ("empty.txt", b"   \n", "no body text"),
 ])
 def test_bad_documents_get_a_clear_message(tmp_path, name, content, message):
@@ -91,32 +91,40 @@ def test_folder_reads_every_supported_file_and_ids_are_unique(tmp_path):
     assert [d.id for d in load_documents([SEEDS])] == [SEED_ARTICLE.name]
 
 
-def _minimal_pdf(lines: list[str]) -> bytes:
-    """A one-page PDF with a line of Helvetica text per item."""
-    stream = "BT /F1 12 Tf 72 720 Td 14 TL " + " ".join(f"({line}) Tj T*" for line in lines) + " ET"
-    objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>",
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        "/Resources << /Font << /F1 5 0 R >> >> >>",
-        f"<< /Length {len(stream)} >>\nstream\n{stream}\nendstream",
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out, offsets = "%PDF-1.4\n", []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n{body}\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n" + "".join(f"{o:010d} 00000 n \n" for o in offsets)
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
-    return out.encode("latin-1")
-
-
 def test_pdf_text_is_read_and_split(tmp_path):
     path = tmp_path / "tides.pdf"
-    path.write_bytes(_minimal_pdf(["Tide tables list high water times.", "The harbour closes at dusk."]))
+    path.write_bytes(make_pdf([["Tide tables list high water times.", "The harbour closes at dusk."]]))
     doc = read_document(path)
     assert [s.text for s in segment_document(doc)] == ["Tide tables list high water times.", "The harbour closes at dusk."]
     (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
     with pytest.raises(DocumentError, match="broken.pdf: not a readable PDF"):
         read_document(tmp_path / "broken.pdf")
+
+
+@pytest.mark.parametrize("text, sentences", [
+    # A full stop with no space after it, as typed fast.
+    ("We were mixing and matching a few sets.So far my wife and I have purchased six.",
+     ["We were mixing and matching a few sets.", "So far my wife and I have purchased six."]),
+    # ... but not inside an abbreviation, an address or a file name.
+    ("Ask at St.Louis or see example.com/Page, e.g.The one on the left.",
+     ["Ask at St.Louis or see example.com/Page, e.g.The one on the left."]),
+    # Chat lines behind a stamp stay with their neighbours: a reply is found through the line that asks.
+    ("[08:34] Ollie: how much was it\n[08:35] Nadia: 89 plus fuel, I'm paying obviously",
+     ["[08:34] Ollie: how much was it\n[08:35] Nadia: 89 plus fuel, I'm paying obviously"]),
+    # List items, and lines that end without punctuation though the next word would have fitted.
+    ("Recipe changes\n- fed Gerald twice a day\n- dropped water to 340g",
+     ["Recipe changes", "- fed Gerald twice a day", "- dropped water to 340g"]),
+    ("From: Renata Vasquez-Holm\nDate: 2026-10-06 07:52", ["From: Renata Vasquez-Holm", "Date: 2026-10-06 07:52"]),
+    ("--------------------\nFrom: Skylane Support", ["--------------------", "From: Skylane Support"]),
+    # E-mail quotes stand apart from the reply.
+    ("Sounds good to me\n> Shall we meet on Friday\n> at the office?", ["Sounds good to me", "> Shall we meet on Friday\n> at the office?"]),
+    # Hard-wrapped prose stays whole, capitals and numbers at a wrap included.
+    ("The committee met in the town hall with the mayor and\nAlan Stevenson, who had designed the tower in\n1844 for the northern lighthouse board.",
+     ["The committee met in the town hall with the mayor and\nAlan Stevenson, who had designed the tower in\n1844 for the northern lighthouse board."]),
+    # A chemical formula's subscript on its own line is not a numbered list (SQuAD's Oxygen).
+    ("Water holds dissolved O\n2. The ratio is about 1:4.", ["Water holds dissolved O\n2. The ratio is about 1:4."]),
+])
+def test_informal_text_splits_where_a_reader_would(text, sentences):
+    from qa.segments import split_sentences
+
+    assert [text[start:end] for start, end in split_sentences(text)] == sentences

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from qa import Assistant, CorruptIndexError
+from qa import Assistant, CorruptIndexError, StaleIndexError
 
 from conftest import ROOT, SEEDS
 
@@ -145,3 +145,16 @@ def test_a_large_index_searches_approximately_and_reopens_the_same(tmp_path, mon
         recall = np.mean([len(set(f.tolist()) & set(e.tolist())) / 10 for f, e in zip(found, exact)])
         assert recall >= 0.9 and all(f[0] == n for n, f in enumerate(found))
         assert np.allclose(index.vectors(np.array([5, 7])), vectors[[5, 7]], atol=1e-6)
+
+
+def test_an_index_whose_sentences_an_earlier_splitter_cut_is_rebuilt(tmp_path):
+    (tmp_path / "notes.txt").write_text("Recipe changes\n- fed Gerald twice a day\n- dropped water to 340g\n")
+    first = Assistant([tmp_path / "notes.txt"], data_dir=tmp_path / "data", rebuild="stale").load()
+    manifest_path = first.index_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["splitter"] = 1  # as built before the informal-text splitter
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(StaleIndexError, match="split by splitter 1, not 2"):
+        Assistant([tmp_path / "notes.txt"], data_dir=tmp_path / "data").load()
+    again = Assistant([tmp_path / "notes.txt"], data_dir=tmp_path / "data", rebuild="stale").load()
+    assert again.built and again.embedded == 0  # every sentence's vector came from the cache

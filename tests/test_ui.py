@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -23,7 +24,7 @@ import pytest
 
 from qa import Answer, Quote, ShortAnswer, read_document
 from ui.screenshot import CHROMIUM, CHROMIUM_FLAGS, VIEWPORT
-from ui.render import esc, render_answer, render_documents, render_source, span_id
+from ui.render import esc, read_as, render_answer, render_documents, render_source, span_id
 from ui.library import MAX_UPLOAD_BYTES, Library, UploadRefused, feedback_record, safe_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,6 +120,31 @@ def test_render_documents_escapes():
     assert "<script>" not in out and "2.0 KB" in out and "2025-01-01" in out
 
 
+def test_documents_tab_says_how_each_file_was_read_and_names_the_files_skipped():
+    out = render_documents([{"title": "Notes", "id": "a.txt", "origin": "docs", "bytes": 20, "chars": 10,
+                             "sentences": 1, "read_as": "cp1252"}], "2025-01-01",
+                           ["/d/bad.txt: not text in any encoding recognised <b>"])
+    assert "<th>Read as</th>" in out and "<td>cp1252</td>" in out
+    assert "Not indexed" in out and "/d/bad.txt: not text in any encoding recognised &#60;b&#62;" in out
+
+
+def test_a_pdf_quote_cites_its_page_and_the_source_view_shows_that_page(tmp_path):
+    from conftest import make_pdf
+
+    path = tmp_path / "manual.pdf"
+    path.write_bytes(make_pdf([["Unpack the kettle first."], ["Descale the kettle every month."]]))
+    doc = read_document(path)
+    start = doc.text.index("Descale")
+    end = start + len("Descale the kettle every month.")
+    q = Quote(text=doc.text[start:end], doc=doc.id, title=doc.title, section=None, position=1, start=start, end=end,
+              score=0.5, page=doc.page_at(start))
+    assert q.page == 2 and "manual, p. 2, sentence 2" in render_answer(Answer("q", True, (q,), "m"), turn=0)
+    out = render_source(doc, [(start, end)], active=(start, end), page=2)
+    assert "p. 2 of 2" in out and "Unpack" not in out
+    assert f'<mark id="{span_id(start, end)}" class="qa-span active">Descale the kettle every month.</mark>' in out
+    assert read_as(doc) == "PDF, 2 pages"
+
+
 def test_safe_name_never_leaves_the_folder():
     assert safe_name("../../etc/passwd.txt") == "passwd.txt"
     assert safe_name("C:\\Users\\me\\My Notes (1).MD") == "My_Notes_1.md"
@@ -137,8 +163,8 @@ def test_store_checks_uploads_on_the_server(tmp_path):
     with pytest.raises(UploadRefused, match="limit"):
         store.add_upload(big, "big.txt")
     binary = tmp_path / "bin.txt"
-    binary.write_bytes(b"\xff\xfe\x00bad")
-    with pytest.raises(UploadRefused, match="UTF-8"):
+    binary.write_bytes(random.Random(1).randbytes(2000))
+    with pytest.raises(UploadRefused, match="not text in any encoding"):
         store.add_upload(binary, "bin.txt")
     good = tmp_path / "up.txt"
     good.write_text(UPLOADED, encoding="utf-8")
@@ -377,18 +403,47 @@ def test_remove_a_document_and_reindex(browser, server):
 
 
 @pytest.mark.browser
+def test_pdf_quotes_cite_their_page_and_windows_text_shows_its_encoding(browser, server, tmp_path):
+    from conftest import make_pdf
+
+    pdf, windows = tmp_path / "kettle.pdf", tmp_path / "menu.txt"
+    pdf.write_bytes(make_pdf([["Unpack the kettle and remove the tape."],
+                              ["Descale the kettle every month with white vinegar."]]))
+    windows.write_bytes("The caf\u00e9 serves cr\u00eapes \u2013 every Sunday morning.\r\n".encode("cp1252"))
+    mail = tmp_path / "hours.eml"
+    mail.write_text("Subject: Cafe hours\nFrom: Ana <ana@example.org>\n\nThe cafe closes at six in winter.\n",
+                    encoding="utf-8")
+    browser.set_input_files("#qa-upload input[type=file]", [str(pdf), str(windows), str(mail)])
+    docs = browser.locator("#qa-docs")
+    expect()(docs).to_contain_text("PDF, 2 pages")
+    expect()(docs).to_contain_text("cp1252")
+    expect()(docs).to_contain_text("Cafe hours")
+    msg = ask(browser, "How often should the kettle be descaled?")
+    best = msg.locator("blockquote.qa-best")
+    expect()(best).to_contain_text("Descale the kettle every month")
+    expect()(best).to_contain_text("kettle, p. 2")
+    source = browser.locator("#qa-source")
+    expect()(source).to_contain_text("p. 2 of 2")
+    expect()(source.locator("mark.active")).to_contain_text("Descale the kettle every month")
+    expect()(source).not_to_contain_text("Unpack the kettle")  # the cited page alone
+    msg = ask(browser, "When does the caf\u00e9 serve cr\u00eapes?")
+    # Quoted as decoded: the Windows dash and accents, not their bytes.
+    expect()(msg.locator("blockquote.qa-quote").first).to_contain_text("The caf\u00e9 serves cr\u00eapes \u2013 every Sunday")
+
+
+@pytest.mark.browser
 def test_refused_uploads_say_why(browser, server, tmp_path):
     exe = tmp_path / "notes.exe"
     exe.write_bytes(b"MZ not a document")
     browser.set_input_files("#qa-upload input[type=file]", str(exe))
     expect()(browser.locator(".toast-body").last).to_contain_text("Invalid file type")
     # Past the browser's check, the server reads the file before storing it.
-    bad = tmp_path / "latin1.txt"
-    bad.write_bytes("caf\xe9 au lait, served hot in the morning.".encode("latin-1"))
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(random.Random(1).randbytes(2000))
     browser.set_input_files("#qa-upload input[type=file]", str(bad))
-    expect()(browser.locator("#qa-status")).to_contain_text("Refused: latin1.txt: not UTF-8 text")
+    expect()(browser.locator("#qa-status")).to_contain_text("Refused: bad.txt: not text in any encoding")
     uploads = server.data / "uploads"
-    assert not (uploads / "notes.exe").exists() and not (uploads / "latin1.txt").exists()
+    assert not (uploads / "notes.exe").exists() and not (uploads / "bad.txt").exists()
     assert not list(uploads.glob(".incoming-*"))
 
 
@@ -409,6 +464,10 @@ def test_the_plain_json_api_answers_and_refuses_with_the_reason(server):
 
     status, answer = post({"question": "What did he urge?", "history": ["Who is Ukraine's foreign minister?"]})
     assert status == 200 and "Sybiga" in answer["answer"] and answer["kind"] in ("answer", "possible")
+    status, kettle = post({"question": "How often should the kettle be descaled?"})
+    if any(q["doc"] == "kettle.pdf" for q in kettle["quotes"]):  # uploaded by the browser test before this one
+        assert [q["page"] for q in kettle["quotes"] if q["doc"] == "kettle.pdf"][0] == 2
+    assert all(q["page"] is None for q in answer["quotes"])
     status, refused = post({"question": "???"})
     assert status == 400 and "has no words to search for" in refused["error"]
     assert post({"history": []})[0] == 400

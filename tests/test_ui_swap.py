@@ -76,3 +76,22 @@ def test_an_upload_embeds_only_itself_and_leaves_no_old_index(tmp_path, seed_ass
         assert app.ask_json("When was the Skerryvore lamp first lit?")["quotes"][0]["text"].endswith("1844.")
         if store is None:
             assert len([p for p in (data / "indexes").iterdir() if not p.name.startswith(".")]) == 1
+
+
+def test_a_folder_with_a_bad_file_opens_in_the_app_and_its_documents_tab_names_the_file(tmp_path, data_dir):
+    from ui.app import App
+    from ui.library import Library
+
+    from qa import Assistant
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "review.txt").write_bytes("The caf\u00e9 grinder is quiet \u2013 and fast.\r\n".encode("cp1252"))
+    (folder / "bad.txt").write_bytes(bytes(range(256)) * 16)
+    library = Library(tmp_path / "data", [folder])
+    assistant = Assistant(library.files(), data_dir=data_dir, rebuild="stale", corpus=library.corpus).load()
+    app = App(assistant, library)
+    table, _ = app.documents_view()
+    assert "<td>cp1252</td>" in table and "Not indexed" in table and "bad.txt: not text in any encoding" in table
+    assert app.ask_json("Is the grinder quiet?")["quotes"][0]["text"] == "The caf\u00e9 grinder is quiet \u2013 and fast."
+    assert "Skipped 1 file(s) that could not be read" in app.reindex(lambda *a, **k: None)

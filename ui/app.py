@@ -45,6 +45,7 @@ a.qa-cite { font-weight: 700; text-decoration: none; cursor: pointer; }
 .qa-source-text .qa-heading { font-weight: 700; font-size: 1.05em; }
 .qa-source mark.qa-span { background: #fde68a; color: inherit; border-radius: 2px; }
 .qa-source mark.qa-span.active { background: #f59e0b; outline: 2px solid #b45309; }
+.qa-skipped { color: #b45309; font-size: 0.9em; }
 .qa-note { opacity: 0.75; font-size: 0.9em; }
 table.qa-docs { width: 100%; font-size: 0.9em; }
 table.qa-docs td, table.qa-docs th { padding: 2px 6px; text-align: left; }
@@ -172,7 +173,7 @@ class App:
             return render.render_source_empty()
         spans = [(o["start"], o["end"]) for o in quotes if o["doc"] == q["doc"]]
         note = "" if t["answer"]["answered"] else "closest passages; the documents don't answer the question"
-        return render.render_source(doc, spans, active=(q["start"], q["end"]), note=note)
+        return render.render_source(doc, spans, active=(q["start"], q["end"]), note=note, page=q.get("page"))
 
     def show_citation(self, key, turns):
         try:
@@ -205,8 +206,10 @@ class App:
                 size = path.stat().st_size
             except OSError:
                 size = d["chars"]
-            rows.append({**d, "bytes": size, "origin": "upload" if self.library.is_upload(path) else "docs"})
-        table = render.render_documents(rows, manifest.get("built_at", ""))
+            document = assistant.documents_by_id.get(d["id"])
+            rows.append({**d, "bytes": size, "origin": "upload" if self.library.is_upload(path) else "docs",
+                         "read_as": render.read_as(document) if document else ""})
+        table = render.render_documents(rows, manifest.get("built_at", ""), [str(s) for s in assistant.skipped])
         choices = [(f"{d['title']} ({d['id']})", d["path"]) for d in manifest["documents"]]
         return table, gr.update(choices=choices, value=None)
 
@@ -248,9 +251,10 @@ class App:
                 raise gr.Error(html.escape(f"Re-index failed; questions still use the previous index. {exc}")) from None
             self.holder.swap(new)
             n = len(new.documents)
+            skipped = f" Skipped {len(new.skipped)} file(s) that could not be read (listed below)." if new.skipped else ""
             damaged = f"The index was damaged and has been rebuilt ({new.rebuilt_because}). " if new.rebuilt_because else ""
             return f"{damaged}Indexed {n} document(s); {'built a new index' if new.built else 'the index was up to date'}. " \
-                   "Questions now use this corpus."
+                   f"Questions now use this corpus.{skipped}"
         finally:
             self._reindex_lock.release()
 

@@ -20,8 +20,10 @@ import uuid
 from pathlib import Path
 
 from qa import DocumentError, collect_files, read_document
+from qa.documents import SUPPORTED_SUFFIXES
 
-ALLOWED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
+# The app takes every format the engine reads, within its own size limit.
+ALLOWED_SUFFIXES = SUPPORTED_SUFFIXES
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # per file
 MAX_UPLOAD_LABEL = "5 MB"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

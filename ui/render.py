@@ -10,6 +10,7 @@ stays a star, ``$`` stays a dollar.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Iterable, Sequence
 
 # HTML's special characters, and those that the chat's Markdown renderer, its
@@ -35,8 +36,8 @@ def span_id(start: int, end: int) -> str:
 
 
 def where(quote) -> str:
-    """"Title — Section, sentence N" (plain text, not escaped)."""
-    parts = [quote.title or quote.doc]
+    """"Title, p. N — Section, sentence N" (plain text, not escaped); the page only for a PDF."""
+    parts = [(quote.title or quote.doc) + (f", p. {quote.page}" if quote.page is not None else "")]
     if quote.section:
         parts.append(quote.section)
     return " \u2014 ".join(parts) + f", sentence {quote.position + 1}"
@@ -111,25 +112,28 @@ def render_question(question: str) -> str:
 
 
 def render_source(document, spans: Sequence[tuple[int, int]] = (), active: tuple[int, int] | None = None,
-                  note: str = "") -> str:
+                  note: str = "", page: int | None = None) -> str:
     """``document``'s own text with each quoted span in a ``<mark id="q-start-end">``.
 
     The title and date stand in the header, so the title line (the seed's
     ``date YYYY-MM-DD Title``) is not repeated; headings are shown as headings.
-    Overlapping or out-of-range spans are skipped; the ``active`` one also gets
-    class ``active``.  Everything else between marks is the document text, escaped.
+    With ``page`` (a PDF quote's), only that page's text is shown, as a reader
+    finds it in the PDF.  Overlapping or out-of-range spans are skipped; the
+    ``active`` one also gets class ``active``.  Everything else between marks is
+    the document text, escaped.
     """
     text = document.text
+    low, high = document.page_span(page) if page is not None else (0, len(text))
     chosen: list[tuple[int, int]] = []
-    last = 0
+    last = low
     for start, end in sorted(set((int(s), int(e)) for s, e in spans)):
-        if 0 <= start < end <= len(text) and start >= last:
+        if low <= start < end <= high and start >= last:
             chosen.append((start, end))
             last = end
     # The whole title line: in the seed format "date YYYY-MM-DD " stands before the title.
     hidden = [(text.rfind("\n", 0, b.start) + 1, b.end) for b in document.blocks if b.kind == "title"]
     headings = {(b.start, b.end) for b in document.blocks if b.kind == "heading"}
-    cuts = sorted({0, len(text)} | {p for span in [*chosen, *hidden, *headings] for p in span})
+    cuts = sorted({low, high} | {p for span in [*chosen, *hidden, *headings] for p in span if low < p < high})
     out = []
     for start, end in zip(cuts, cuts[1:]):
         if any(a <= start and end <= b for a, b in hidden):
@@ -147,6 +151,8 @@ def render_source(document, spans: Sequence[tuple[int, int]] = (), active: tuple
     if document.date:
         head += f' <span class="qa-date">{esc(document.date)}</span>'
     head += f' <code>{esc(document.id)}</code>'
+    if page is not None and document.pages:
+        head += f' <span class="qa-page">p. {int(page)} of {len(document.pages)}</span>'
     if note:
         head += f' <span class="qa-note">{esc(note)}</span>'
     head += "</div>"
@@ -166,17 +172,38 @@ def human_size(n: int) -> str:
     return f"{n} B"
 
 
-def render_documents(rows: Iterable[dict], built_at: str) -> str:
-    """The documents table.  Each row: title, id, origin, bytes, chars, sentences."""
+# How a document without a text encoding was read, by its suffix.
+_FORMATS = {".pdf": "PDF", ".docx": "Word", ".eml": "e-mail", ".mbox": "mailbox"}
+
+
+def read_as(document) -> str:
+    """How ``document`` was read, for the Documents tab: its text encoding, or its format (and pages)."""
+    if document.encoding:
+        return document.encoding
+    label = _FORMATS.get(Path(document.path).suffix.lower(), "")
+    return f"{label}, {len(document.pages)} pages" if document.pages else label
+
+
+def render_documents(rows: Iterable[dict], built_at: str, skipped: Iterable[str] = ()) -> str:
+    """The documents table, then the files that could not be read, each with its reason.
+
+    Each row: title, id, origin, bytes, chars, sentences, and ``read as`` (a
+    text file's encoding, or its format).
+    """
     body = []
     for r in rows:
         body.append(
             "<tr>"
             f"<td>{esc(r['title'])}</td><td><code>{esc(r['id'])}</code></td><td>{esc(r['origin'])}</td>"
+            f"<td>{esc(r.get('read_as', ''))}</td>"
             f"<td>{esc(human_size(r['bytes']))}</td><td>{int(r['chars'])}</td><td>{int(r['sentences'])}</td>"
             f"<td>{esc(built_at)}</td>"
             "</tr>"
         )
-    return ('<table class="qa-docs"><thead><tr><th>Title</th><th>Document</th><th>From</th><th>Size</th>'
-            "<th>Characters</th><th>Sentences</th><th>Indexed</th></tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>")
+    table = ('<table class="qa-docs"><thead><tr><th>Title</th><th>Document</th><th>From</th><th>Read as</th>'
+             "<th>Size</th><th>Characters</th><th>Sentences</th><th>Indexed</th></tr></thead>"
+             f"<tbody>{''.join(body)}</tbody></table>")
+    reasons = "".join(f"<li>{esc(reason)}</li>" for reason in skipped)
+    if reasons:
+        table += f'<div class="qa-skipped"><p>Not indexed (could not be read):</p><ul>{reasons}</ul></div>'
+    return table

@@ -2,7 +2,7 @@
 
 Layout of one index directory::
 
-    manifest.json   format version, model id and weight hash, per-document
+    manifest.json   format and splitter versions, model id and weight hash, per-document
                     content hashes, counts, and the sha256 and size of every
                     other file below
     segments.json   every sentence: document, (start, end), section, paragraph,
@@ -38,7 +38,7 @@ import numpy as np
 from ..documents import Document
 from ..models.embedder import Embedder
 from ..models.manifest import ModelInfo
-from ..segments import Segment, segment_document
+from ..segments import SPLITTER_VERSION, Segment, segment_document
 from ..terms import tokenize
 from .base import CorruptIndexError, MissingIndexError, StaleIndexError
 from .checksums import sha256_file
@@ -165,6 +165,7 @@ class CorpusIndex(TermPostings):
             counts[s.doc_id] = counts.get(s.doc_id, 0) + 1
         manifest = {
             "format_version": FORMAT_VERSION,
+            "splitter": SPLITTER_VERSION,
             "model": {"id": model.id, "weights_sha256": model.weights_sha256, "dimension": dimension},
             "dense": type(dense).__name__,
             "documents": [
@@ -278,6 +279,9 @@ def check_fresh(manifest: dict, documents: list[Document], model: ModelInfo) -> 
         raise StaleIndexError(
             f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}; rebuild it"
         )
+    if manifest.get("splitter", 1) != SPLITTER_VERSION:
+        raise StaleIndexError(f"index sentences were split by splitter {manifest.get('splitter', 1)}, "
+                              f"not {SPLITTER_VERSION}; rebuild it")
     try:
         built = manifest["model"]
         indexed = {d["id"]: d["sha256"] for d in manifest["documents"]}

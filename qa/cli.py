@@ -150,12 +150,16 @@ def format_answer(answer: Answer) -> str:
     return "\n".join(lines)
 
 
+def _echo_json(reply: dict):
+    # json.dumps escapes C0 controls but not DEL, C1 or bidi controls: escaped
+    # here too, the JSON still decodes to the exact text.
+    line = json.dumps(reply, ensure_ascii=False)
+    click.echo(_TERMINAL_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", line))
+
+
 def emit(answer: Answer, as_json: bool):
     if as_json:
-        # json.dumps escapes C0 controls but not DEL, C1 or bidi controls: escaped
-        # here too, the JSON still decodes to the exact text.
-        line = json.dumps(answer.to_dict(), ensure_ascii=False)
-        click.echo(_TERMINAL_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", line))
+        _echo_json(answer.to_dict())
     else:
         click.echo(visible(format_answer(answer)))
     sys.stdout.flush()
@@ -200,7 +204,8 @@ def ask(question, docs, model, data_dir, store, threshold, k, as_json):
 @cli.command()
 @corpus_options
 @click.option("--k", type=click.IntRange(min=1), default=DEFAULT_K, show_default=True, help="Most quotes per answer.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per answer, one per line.")
+@click.option("--json", "as_json", is_flag=True,
+              help='One JSON object per question, one per line: its answer, or {"question", "error"}.')
 def chat(docs, model, data_dir, store, threshold, k, as_json):
     """Answer one question per line from stdin as one conversation.
 
@@ -213,8 +218,8 @@ def chat(docs, model, data_dir, store, threshold, k, as_json):
     history: list[Answer] = []
     for line in _lines(click.get_binary_stream("stdin")):
         if line is None:
-            echo_error(f"a line of over {MAX_LINE_BYTES // 1024} KiB: ask in at most "
-                       f"{questions.MAX_QUESTION_CHARS:,} characters")
+            refuse(None, f"a line of over {MAX_LINE_BYTES // 1024} KiB: ask in at most "
+                         f"{questions.MAX_QUESTION_CHARS:,} characters", as_json)
             continue
         question = line.strip()
         if not question:
@@ -223,12 +228,21 @@ def chat(docs, model, data_dir, store, threshold, k, as_json):
         try:
             answer = assistant.ask(question, history=history)
         except ValueError as exc:  # a refused question: say why, keep the conversation
-            echo_error(exc)
+            refuse(question, exc, as_json)
             continue
         history.append(answer)
         emit(answer, as_json)
         if not as_json:
             click.echo()
+
+
+def refuse(question: str | None, reason: Exception | str, as_json: bool):
+    """A refused ``qa chat`` line: one line on stderr, and with ``--json`` its error object on stdout,
+    so that a script reading one line per question stays paired with its questions."""
+    echo_error(reason)
+    if as_json:
+        _echo_json(questions.refusal(question, reason))
+        sys.stdout.flush()
 
 
 # Far more than a question may hold (questions.MAX_QUESTION_CHARS), and little

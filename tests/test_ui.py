@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +23,9 @@ from qa import Answer, Quote, ShortAnswer, read_document
 from ui.screenshot import CHROMIUM, CHROMIUM_FLAGS, VIEWPORT
 from ui.render import esc, render_answer, render_documents, render_source, span_id
 from ui.library import MAX_UPLOAD_BYTES, Library, UploadRefused, feedback_record, safe_name
+
+from conftest import qa_serve
+from ui import api
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -184,41 +185,10 @@ def test_serve_command_is_cheap_to_import():
 
 
 # --------------------------------------------------------------------------- the running app
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    data = tmp_path_factory.mktemp("ui-data")
-    port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "QA_DATA_DIR": str(data)}
-    proc = subprocess.Popen([str(QA), "serve", "--port", str(port), "--data-dir", str(data)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read():
-        for line in proc.stdout:
-            lines.append(line)
-            if "Running on local URL" in line:
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        if not ready.wait(180):
-            pytest.fail("qa serve did not start:\n" + "".join(lines))
-        url = f"http://127.0.0.1:{port}/"
-        assert url.rstrip("/") in "".join(lines)  # it prints its local URL
-        yield SimpleNamespace(url=url, data=data, log=lines)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    with qa_serve(tmp_path_factory.mktemp("ui-data")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -410,8 +380,9 @@ def test_the_plain_json_api_answers_and_refuses_with_the_reason(server):
     status, answer = post({"question": "What did he urge?", "history": ["Who is Ukraine's foreign minister?"]})
     assert status == 200 and "Sybiga" in answer["answer"] and answer["kind"] in ("answer", "possible")
     status, refused = post({"question": "???"})
-    assert status == 400 and "has no words to search for" in refused["error"]
-    assert post({"history": []})[0] == 400
+    assert status == 400 and set(refused) == {"question", "error"} and refused["question"] == "???"
+    assert "has no words to search for" in refused["error"]
+    assert post({"history": []}) == (400, {"question": None, "error": api.USAGE})
     with pytest.raises(Exception, match="has no words to search for"):
         Client(server.url, verbose=False).predict("???", None, api_name="/ask")
 

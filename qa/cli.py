@@ -265,6 +265,30 @@ def _lines(stream):
             yield line.decode("utf-8", "surrogateescape")
 
 
+@cli.command()
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="QA_DATA_DIR",
+              help="The data directory to prune [env: QA_DATA_DIR; default ~/.local/share/qa].")
+@click.option("--json", "as_json", is_flag=True, help="Print what was removed and kept as JSON.")
+def prune(data_dir, as_json):
+    """Remove indexes and cached vectors that no corpus uses any more.
+
+    Kept: every index whose documents are still there, and the cached vectors
+    of their documents as they are now; an index a running `qa serve` has open
+    is never removed. Indexing prunes by itself after every build.
+    """
+    from .store.pruning import prune as prune_data_dir
+
+    report = prune_data_dir(data_dir)
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+        return
+    indexes = sum(1 for p in report.removed if p.startswith("indexes"))
+    click.echo(f"Removed {indexes} index(es) and {len(report.removed) - indexes} cached vector file(s), "
+               f"{report.freed_bytes / 1048576:.1f} MB; kept {report.kept_indexes} index(es)")
+    for path in report.in_use:
+        click.echo(visible(f"  kept {path}: its documents are gone, but a process has it open or is writing it"), err=True)
+
+
 @cli.command(name="eval")
 @click.argument("testset", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--squad", type=click.Path(dir_okay=False, path_type=Path),

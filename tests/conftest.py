@@ -100,10 +100,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextlib.contextmanager
-def qa_serve(data: Path, *args: str, host: str = "127.0.0.1", env: dict | None = None, timeout: float = 180):
-    """``qa serve`` as a user starts it, in its own process group on a free port of ``host``:
-    yields (url, data, log lines, pid); SIGTERM on exit."""
-    port = free_port(host)
+def qa_serve(data: Path, *args: str, host: str = "127.0.0.1", port: int | None = None, env: dict | None = None,
+             timeout: float = 180):
+    """``qa serve`` as a user starts it, in its own process group on ``port`` (default: a free one) of
+    ``host``: yields (url, data, log lines, pid); SIGTERM on exit."""
+    port = port or free_port(host)
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "QA_DATA_DIR": str(data),
            **(env or {})}
     proc = subprocess.Popen([sys.executable, "-m", "qa", "serve", "--host", host, "--port", str(port),

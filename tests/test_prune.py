@@ -99,3 +99,15 @@ def test_prune_keeps_what_is_open_and_current_and_removes_the_rest(tmp_path):
     text = subprocess.run([*QA, "prune", "--data-dir", str(data)], capture_output=True, text=True, cwd=ROOT,
                           timeout=120).stdout
     assert text.startswith("Removed 0 index(es) and 0 cached vector file(s), 0.0 MB; kept 2 index(es)")
+
+
+def test_the_locks_of_an_index_never_built_are_removed_unless_it_is_being_built(tmp_path):
+    from qa.store.locking import hold_open
+
+    data = tmp_path / "data"
+    building, failed = data / "indexes" / "building-0000", data / "indexes" / "failed-0000"
+    held = hold_open(building)  # a build under way in another process
+    hold_open(failed).close()  # a build that failed: its lock files stay behind
+    prune(data)
+    assert sorted(p.name for p in (data / "indexes").iterdir()) == [".building-0000.inuse.lock"]
+    held.close()

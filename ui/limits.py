@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+from qa.questions import MAX_QUESTION_CHARS
+
 from .library import MAX_UPLOAD_BYTES
 
 # A question is at most 1,000 characters; with the earlier turns a follow-up
@@ -38,8 +40,8 @@ def refusal_message(path: str) -> str:
     if limit == MAX_UPLOAD_REQUEST_BYTES:
         return (f"the upload is over {_mb(limit)}: send at most {MAX_FILES_PER_UPLOAD} files of "
                 f"{_mb(MAX_UPLOAD_BYTES)} each at a time")
-    return (f"the request body is over {_mb(limit)}: send a question of at most 1,000 characters "
-            "and fewer earlier turns")
+    return (f"the request body is over {_mb(limit)}: send a question of at most {MAX_QUESTION_CHARS:,} "
+            "characters and fewer earlier turns")
 
 
 # After a refusal, what the client has already sent is read and dropped for this long, at most

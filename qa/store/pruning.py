@@ -67,9 +67,8 @@ def prune(data_dir: str | Path | None = None) -> PruneReport:
                     with held:
                         freed += _size(directory)
                         shutil.rmtree(directory)
-                        in_use_path(directory).unlink(missing_ok=True)
+                        _unlink_locks(directory)
                     removed.append(directory)
-                    Path(directory).with_name(f".{directory.name}.lock").unlink(missing_ok=True)
                     continue
             if _unused(manifest):
                 in_use.append(str(directory.relative_to(data)))
@@ -79,6 +78,10 @@ def prune(data_dir: str | Path | None = None) -> PruneReport:
             used.setdefault(model, set()).update(str(d["sha256"]) for d in manifest["documents"])
         except (KeyError, TypeError):  # no manifest, or a damaged one: what it holds is re-embedded when rebuilt
             pass
+    for lock in sorted(indexes.glob(".*.inuse.lock")) if indexes.is_dir() else []:
+        directory = indexes / lock.name[1:-len(".inuse.lock")]
+        if not directory.exists():  # its index was never built (the build failed) or was removed by hand
+            _remove_locks(directory)
     vectors = data / "vectors"
     for model_dir in sorted(vectors.iterdir()) if vectors.is_dir() else []:
         for path in sorted(model_dir.iterdir()) if model_dir.is_dir() else []:
@@ -87,6 +90,21 @@ def prune(data_dir: str | Path | None = None) -> PruneReport:
                 path.unlink(missing_ok=True)
                 removed.append(path)
     return PruneReport(tuple(str(p.relative_to(data)) for p in removed), freed, kept, tuple(in_use))
+
+
+def _remove_locks(directory: Path) -> None:
+    """The lock files of an index that is not there, unless a process is building it now."""
+    held = lock_file(in_use_path(directory), blocking=False)  # both without waiting: any order is safe
+    if held is not None:
+        with held, DirectoryLock(directory, blocking=False) as writable:
+            if writable:
+                _unlink_locks(directory)
+
+
+def _unlink_locks(directory: Path) -> None:
+    """Call holding both: a process waiting on either finds it gone and locks a new one (``lock_file``)."""
+    in_use_path(directory).unlink(missing_ok=True)
+    directory.with_name(f".{directory.name}.lock").unlink(missing_ok=True)
 
 
 def _manifest(directory: Path) -> dict | None:

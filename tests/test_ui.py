@@ -432,3 +432,11 @@ def test_two_hundred_thumbs_at_once_write_two_hundred_whole_lines(tmp_path):
     records = [json.loads(line) for line in library.feedback_file.read_text(encoding="utf-8").splitlines()]
     assert len(records) == 200 and all(r["question"] == "Where?" for r in records)
     assert sorted(r["verdict"] for r in records) == ["down"] * 100 + ["up"] * 100
+
+
+def test_a_copy_left_while_an_upload_was_checked_is_not_a_document(tmp_path):
+    """A kill while an upload is checked leaves its hidden staging copy: never read as a document."""
+    library = Library(tmp_path / "data", [SEEDS])
+    library.uploads.mkdir(parents=True)
+    (library.uploads / ".incoming-0123abcd.txt").write_text("Half of an upload that was being checked.\n")
+    assert library.uploaded_files() == []

@@ -24,7 +24,8 @@ from .limits import refuse
 
 PASSWORD_ENV = "QA_SERVE_PASSWORD"
 MIN_PASSWORD_CHARS = 12
-LOCAL_HOSTS = ("127.0.0.1", "::1", "localhost")
+# This machine's usual loopback addresses: served there, nobody else can connect.
+LOCAL_ADDRESSES = (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
 # Gradio calls this route of its own server, without credentials, to finish starting; it returns
 # ``true`` and reads nothing.
 OPEN_PATHS = ("/gradio_api/startup-events",)
@@ -35,15 +36,17 @@ class SignInError(ValueError):
 
 
 def needs_sign_in(host: str) -> bool:
-    """Whether serving on ``host`` may reach others: anything but this machine's usual loopback address.
+    """Whether serving on ``host`` may reach others: anything but 127.0.0.1, ::1 and localhost.
 
     Another loopback address (127.0.0.2) counts as reachable too: what it is
     forwarded to is not known here.
     """
+    if host == "localhost":
+        return False
     try:
-        return ipaddress.ip_address(host) not in map(ipaddress.ip_address, LOCAL_HOSTS[:2])
-    except ValueError:
-        return host != "localhost"
+        return ipaddress.ip_address(host) not in LOCAL_ADDRESSES
+    except ValueError:  # a host name: it may resolve to any address
+        return True
 
 
 def read_password(password_file: Path | None) -> str | None:

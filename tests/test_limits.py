@@ -71,7 +71,7 @@ def check_reply(question: str, reply: dict, text: str) -> None:
         assert quote["text"] == text[quote["start"]:quote["end"]]
     if question.startswith(ON_TOPIC):
         # A long tail of marks dilutes the question's vector: the sentence is among the quotes, maybe not first.
-        assert reply["kind"] != "none" and KURSK in [q["text"] for q in reply["quotes"]], question
+        assert KURSK in [q["text"] for q in reply["quotes"]], question
     elif question.startswith(OFF_TOPIC):
         assert reply["kind"] == "none", question
 
@@ -92,6 +92,10 @@ def test_chat_json_answers_every_question_at_every_limit_one_line_each(data_dir,
     assert len(replies) == len(QUESTIONS)  # an empty line between: each question is a conversation of its own
     for question, reply in zip(QUESTIONS, replies):
         check_reply(question, reply, text)
+    # The on-topic ones went through the short-answer reader: it marked the words of an answer.
+    read = [r for q, r in zip(QUESTIONS, replies) if q.startswith(ON_TOPIC) and "quotes" in r
+            and r["quotes"][0]["short_answer"]]
+    assert len(read) >= 10
 
 
 @pytest.mark.parametrize("question", ASK, ids=["128-pieces", "1000-chars", "1001-chars", "off-topic-256-pieces"])

@@ -29,7 +29,7 @@ test: setup chromium
 	$(PY) -m pytest
 
 # The heavier kill and load runs (docs/robustness.md).
-stress: setup
+stress: setup chromium
 	$(PY) -m pytest -m stress -s
 
 # Speed and memory from the seed to a million sentences; prints a table, writes bench.json (docs/speed.md).

@@ -17,6 +17,8 @@ from .retrieval import HybridRetriever
 from .segments import Segment, segment_document
 from .store import CorruptIndexError, MissingIndexError, StaleIndexError, Store
 from .store.index import CorpusIndex, index_dir_for, vector_cache_for
+from .store.locking import hold_open
+from .store.pruning import prune
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "seeds"
 DEFAULT_K = 3
@@ -64,6 +66,7 @@ class Assistant:
         self.index: Store | None = None
         self.segments: list[Segment] = []  # the corpus's sentences; sentence id i is segments[i]
         self.index_dir: Path | None = None
+        self._in_use = None  # the open lock file that keeps the index from being pruned (locking.hold_open)
         self.built = False  # whether load() had to build (or, for Milvus, update) the index
         self.rebuilt_because: str | None = None  # why an existing index could not be used
         self.embedded = 0  # sentences embedded by load(); the rest came from the vector cache
@@ -112,6 +115,8 @@ class Assistant:
 
     def _open_local(self, progress) -> None:
         self.index_dir = index_dir_for(self.corpus_name, self._label, self.embedder.info, self.data_dir)
+        # Held while this assistant lives, so that pruning never removes the index it answers from.
+        self._in_use = hold_open(self.index_dir)
         try:
             if self.rebuild == "always":
                 raise MissingIndexError("rebuild requested")
@@ -127,6 +132,7 @@ class Assistant:
             self.index.save(self.index_dir)
             self.built = True
             self.embedded = self.index.embedded
+            prune(self.data_dir)  # the vectors of what changed, indexes of corpora whose files are gone
         self.segments = self.index.segments
 
     def _sync_remote(self, progress) -> None:

@@ -153,12 +153,16 @@ def format_answer(answer: Answer) -> str:
     return "\n".join(lines)
 
 
+def _echo_json(reply: dict):
+    # json.dumps escapes C0 controls but not DEL, C1 or bidi controls: escaped
+    # here too, the JSON still decodes to the exact text.
+    line = json.dumps(reply, ensure_ascii=False)
+    click.echo(_TERMINAL_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", line))
+
+
 def emit(answer: Answer, as_json: bool):
     if as_json:
-        # json.dumps escapes C0 controls but not DEL, C1 or bidi controls: escaped
-        # here too, the JSON still decodes to the exact text.
-        line = json.dumps(answer.to_dict(), ensure_ascii=False)
-        click.echo(_TERMINAL_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", line))
+        _echo_json(answer.to_dict())
     else:
         click.echo(visible(format_answer(answer)))
     sys.stdout.flush()
@@ -206,7 +210,8 @@ def ask(question, docs, model, data_dir, store, threshold, k, as_json):
 @cli.command()
 @corpus_options
 @click.option("--k", type=click.IntRange(min=1), default=DEFAULT_K, show_default=True, help="Most quotes per answer.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per answer, one per line.")
+@click.option("--json", "as_json", is_flag=True,
+              help='One JSON object per question, one per line: its answer, or {"question", "error"}.')
 def chat(docs, model, data_dir, store, threshold, k, as_json):
     """Answer one question per line from stdin as one conversation.
 
@@ -219,8 +224,8 @@ def chat(docs, model, data_dir, store, threshold, k, as_json):
     history: list[Answer] = []
     for line in _lines(click.get_binary_stream("stdin")):
         if line is None:
-            echo_error(f"a line of over {MAX_LINE_BYTES // 1024} KiB: ask in at most "
-                       f"{questions.MAX_QUESTION_CHARS:,} characters")
+            refuse(None, f"a line of over {MAX_LINE_BYTES // 1024} KiB: ask in at most "
+                         f"{questions.MAX_QUESTION_CHARS:,} characters", as_json)
             continue
         question = line.strip()
         if not question:
@@ -229,12 +234,21 @@ def chat(docs, model, data_dir, store, threshold, k, as_json):
         try:
             answer = assistant.ask(question, history=history)
         except ValueError as exc:  # a refused question: say why, keep the conversation
-            echo_error(exc)
+            refuse(question, exc, as_json)
             continue
         history.append(answer)
         emit(answer, as_json)
         if not as_json:
             click.echo()
+
+
+def refuse(question: str | None, reason: Exception | str, as_json: bool):
+    """A refused ``qa chat`` line: one line on stderr, and with ``--json`` its error object on stdout,
+    so that a script reading one line per question stays paired with its questions."""
+    echo_error(reason)
+    if as_json:
+        _echo_json(questions.refusal(question, reason))
+        sys.stdout.flush()
 
 
 # Far more than a question may hold (questions.MAX_QUESTION_CHARS), and little
@@ -255,6 +269,30 @@ def _lines(stream):
             yield None
         else:
             yield line.decode("utf-8", "surrogateescape")
+
+
+@cli.command()
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="QA_DATA_DIR",
+              help="The data directory to prune [env: QA_DATA_DIR; default ~/.local/share/qa].")
+@click.option("--json", "as_json", is_flag=True, help="Print what was removed and kept as JSON.")
+def prune(data_dir, as_json):
+    """Remove indexes and cached vectors that no corpus uses any more.
+
+    Kept: every index whose documents are still there, and the cached vectors
+    of their documents as they are now; an index a running `qa serve` has open
+    is never removed. Indexing prunes by itself after every build.
+    """
+    from .store.pruning import prune as prune_data_dir
+
+    report = prune_data_dir(data_dir)
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+        return
+    indexes = sum(1 for p in report.removed if p.startswith("indexes"))
+    click.echo(f"Removed {indexes} index(es) and {len(report.removed) - indexes} cached vector file(s), "
+               f"{report.freed_bytes / 1048576:.1f} MB; kept {report.kept_indexes} index(es)")
+    for path in report.in_use:
+        click.echo(visible(f"  kept {path}: its documents are gone, but a process has it open or is writing it"), err=True)
 
 
 @cli.command(name="eval")

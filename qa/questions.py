@@ -77,5 +77,16 @@ def _not_searchable() -> frozenset[str]:
     return frozenset(STOPWORDS_EN) | _QUESTION_WORDS | _REFERRING
 
 
+def refusal(question: str | None, reason: Exception | str) -> dict:
+    """The JSON reply to a question that is not answered: ``{"question", "error"}``.
+
+    ``qa chat --json`` prints one for every refused line and the HTTP API returns
+    one with its error status, so a client pairs every question with one reply.
+    ``question`` is shown cleaned (lone surrogates cannot be written as UTF-8);
+    None when there was no question to show (a line too long to be read whole).
+    """
+    return {"question": None if question is None else clean(question), "error": str(reason)}
+
+
 def _shorten(question: str, limit: int = 60) -> str:
     return question if len(question) <= limit else question[:limit] + "\u2026"

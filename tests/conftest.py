@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
+import signal
 import socket
+import subprocess
+import sys
+import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -108,3 +114,47 @@ def make_pdf(pages: list[list[str]]) -> bytes:
     out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n" + "".join(f"{o:010d} 00000 n \n" for o in offsets)
     out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
     return out.encode("latin-1")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def qa_serve(data: Path, *args: str, host: str = "127.0.0.1", port: int | None = None, env: dict | None = None,
+             timeout: float = 180):
+    """``qa serve`` as a user starts it, in its own process group on ``port`` (default: a free one) of
+    ``host``: yields (url, data, log lines, pid); SIGTERM on exit."""
+    port = port or free_port(host)
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "QA_DATA_DIR": str(data),
+           **(env or {})}
+    proc = subprocess.Popen([sys.executable, "-m", "qa", "serve", "--host", host, "--port", str(port),
+                             "--data-dir", str(data), *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line)
+            if "Running on local URL" in line:
+                ready.set()
+        ready.set()  # the process ended: stop waiting
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        if not ready.wait(timeout) or proc.poll() is not None:
+            raise RuntimeError("qa serve did not start:\n" + "".join(lines))
+        url = f"http://{host}:{port}/"
+        assert url.rstrip("/") in "".join(lines)  # it prints its URL
+        yield SimpleNamespace(url=url, data=data, log=lines, pid=proc.pid, proc=proc)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -46,13 +46,16 @@ def test_chat_keeps_going_after_binary_and_nul_lines(data_dir, seed_assistant):
              b"\x1b[A\x1b[B", b"\x00" * 200_000, b"What did he urge?"]
     result = qa(["chat", "--json"], data_dir, stdin=b"\n".join(lines) + b"\n")
     assert result.returncode == 0, result.stderr
-    answers = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(answers) == 2  # the four bad lines were answered by nothing
+    replies = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(replies) == len(lines)  # one reply per line: the four bad ones get an error object each
+    errors = [r["error"] for r in replies[1:5]]
+    assert all(e.startswith("the question is empty") for e in errors[:3]) and errors[3].startswith("a line of over 64")
+    assert [r["question"] for r in replies[1:5]] == ["", "", "", None]
     assert result.stderr.count("Error: the question is empty") == 3
     assert result.stderr.count("Error: a line of over 64 KiB: ask in at most 1,000 characters") == 1
     # ...and did not end the conversation: the follow-up still knows who "he" is.
-    assert "foreign minister" in answers[1]["query"]
-    assert "Sybiga urged more pressure" in answers[1]["answer"]
+    assert "foreign minister" in replies[5]["query"]
+    assert "Sybiga urged more pressure" in replies[5]["answer"]
 
 
 @pytest.mark.parametrize("question, message", [
@@ -83,6 +86,7 @@ def test_the_engine_cleans_refuses_and_follows_up(seed_assistant):
 
 
 def test_the_app_says_why_a_question_is_refused(seed_assistant, tmp_path):
+    from ui import api
     from ui.app import App
     from ui.library import Library
 
@@ -92,8 +96,8 @@ def test_the_app_says_why_a_question_is_refused(seed_assistant, tmp_path):
     assert messages == [] and turns == []
     with pytest.raises(ValueError, match="has no words to search for"):
         app.ask_json("???")
-    refused = app.ask_http({"question": "???"})
-    assert refused.status_code == 400 and b"has no words to search for" in refused.body
+    status, refused = api.reply(app, {"question": "???"})
+    assert status == 400 and refused["question"] == "???" and "has no words to search for" in refused["error"]
     _, messages, turns, _ = app.respond("Where were the North Korean \x1b[31msoldiers captured?", [], [])
     assert turns[0]["question"] == "Where were the North Korean soldiers captured?"
     assert turns[0]["answer"]["answer"] == KURSK

@@ -10,8 +10,6 @@ import json
 import os
 import random
 import re
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +24,9 @@ from qa import Answer, Quote, ShortAnswer, read_document
 from ui.screenshot import CHROMIUM, CHROMIUM_FLAGS, VIEWPORT
 from ui.render import esc, read_as, render_answer, render_documents, render_source, span_id
 from ui.library import MAX_UPLOAD_BYTES, Library, UploadRefused, feedback_record, safe_name
+
+from conftest import qa_serve
+from ui import api
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -210,41 +211,10 @@ def test_serve_command_is_cheap_to_import():
 
 
 # --------------------------------------------------------------------------- the running app
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    data = tmp_path_factory.mktemp("ui-data")
-    port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "QA_DATA_DIR": str(data)}
-    proc = subprocess.Popen([str(QA), "serve", "--port", str(port), "--data-dir", str(data)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read():
-        for line in proc.stdout:
-            lines.append(line)
-            if "Running on local URL" in line:
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        if not ready.wait(180):
-            pytest.fail("qa serve did not start:\n" + "".join(lines))
-        url = f"http://127.0.0.1:{port}/"
-        assert url.rstrip("/") in "".join(lines)  # it prints its local URL
-        yield SimpleNamespace(url=url, data=data, log=lines)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    with qa_serve(tmp_path_factory.mktemp("ui-data")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -469,8 +439,9 @@ def test_the_plain_json_api_answers_and_refuses_with_the_reason(server):
         assert [q["page"] for q in kettle["quotes"] if q["doc"] == "kettle.pdf"][0] == 2
     assert all(q["page"] is None for q in answer["quotes"])
     status, refused = post({"question": "???"})
-    assert status == 400 and "has no words to search for" in refused["error"]
-    assert post({"history": []})[0] == 400
+    assert status == 400 and set(refused) == {"question", "error"} and refused["question"] == "???"
+    assert "has no words to search for" in refused["error"]
+    assert post({"history": []}) == (400, {"question": None, "error": api.USAGE})
     with pytest.raises(Exception, match="has no words to search for"):
         Client(server.url, verbose=False).predict("???", None, api_name="/ask")
 
@@ -520,3 +491,11 @@ def test_two_hundred_thumbs_at_once_write_two_hundred_whole_lines(tmp_path):
     records = [json.loads(line) for line in library.feedback_file.read_text(encoding="utf-8").splitlines()]
     assert len(records) == 200 and all(r["question"] == "Where?" for r in records)
     assert sorted(r["verdict"] for r in records) == ["down"] * 100 + ["up"] * 100
+
+
+def test_a_copy_left_while_an_upload_was_checked_is_not_a_document(tmp_path):
+    """A kill while an upload is checked leaves its hidden staging copy: never read as a document."""
+    library = Library(tmp_path / "data", [SEEDS])
+    library.uploads.mkdir(parents=True)
+    (library.uploads / ".incoming-0123abcd.txt").write_text("Half of an upload that was being checked.\n")
+    assert library.uploaded_files() == []

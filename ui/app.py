@@ -16,8 +16,10 @@ import gradio as gr
 
 from qa import Assistant, DocumentError, ModelError, StaleIndexError, StoreUnavailableError
 
-from . import render
+from . import api, render
 from .library import ALLOWED_SUFFIXES, MAX_UPLOAD_BYTES, Library, UploadRefused, feedback_record
+from .limits import BodyLimit
+from .signin import SignIn
 
 CONCURRENCY = 4  # questions answered at once; re-indexing runs one at a time beside them
 # Example questions for a corpus: one per line, in a file beside its documents.
@@ -118,20 +120,6 @@ class App:
         # An earlier turn is its question, or the JSON this API answered it with (which carries its quotes).
         history = [h if isinstance(h, dict) else str(h) for h in (history or [])]
         return assistant.ask(question or "", history=history).to_dict()
-
-    def ask_http(self, body: dict):
-        """``POST /api/ask`` {"question", "history"}: the JSON of ``qa ask --json``, or 400 {"error"}."""
-        from fastapi.responses import JSONResponse
-
-        question, history = body.get("question"), body.get("history") or []
-        if not isinstance(question, str) or not isinstance(history, list):
-            return JSONResponse({"error": 'send {"question": "...", "history": '
-                                          '["an earlier question, or the JSON of its reply", ...]}'},
-                                status_code=400)
-        try:
-            return self.ask_json(question, history)
-        except ValueError as exc:  # a refused question: the client gets the reason
-            return JSONResponse({"error": str(exc)}, status_code=400)
 
     def respond(self, question, messages, turns):
         question = (question or "").strip()
@@ -377,20 +365,27 @@ def build(app: App) -> gr.Blocks:
     return demo
 
 
-def launch(app: App, port: int, prevent_thread_lock: bool = False) -> gr.Blocks:
-    """Serve the chat on 127.0.0.1:``port``, with the plain JSON API ``POST /api/ask`` beside it."""
-    from fastapi.routing import APIRoute
+def launch(app: App, port: int, prevent_thread_lock: bool = False, host: str = "127.0.0.1",
+           password: str | None = None) -> gr.Blocks:
+    """Serve the chat on ``host``:``port``, with the plain JSON API ``POST /api/ask`` beside it.
+
+    Every request body is capped (``ui.limits``); with ``password`` every route asks for it (``ui.signin``).
+    """
+    from starlette.middleware import Middleware
 
     demo = build(app)
     demo.queue(default_concurrency_limit=CONCURRENCY)
+    # Sign-in first: a request without the password is refused before its body is read.
+    middleware = [Middleware(SignIn, password=password)] if password else []
+    middleware.append(Middleware(BodyLimit))
     # Gradio's own API route costs about twice the CPU per question of a plain route: 20 users
     # at once got 83 questions/s and p95 610 ms through it, about 150/s and p95 220-280 ms
     # through a plain FastAPI route (docs/speed.md). It is in place before the server starts.
     demo.launch(
-        server_name="127.0.0.1", server_port=port, share=False, inbrowser=False,
+        server_name=host, server_port=port, share=False, inbrowser=False,
         prevent_thread_lock=prevent_thread_lock, max_file_size=MAX_UPLOAD_BYTES,
         footer_links=["api"], ssr_mode=False, enable_monitoring=False, mcp_server=False,
         css=CSS, js=JS, show_error=True,
-        app_kwargs={"routes": [APIRoute("/api/ask", app.ask_http, methods=["POST"])]},
+        app_kwargs={"routes": [api.route(app)], "middleware": middleware},
     )
     return demo

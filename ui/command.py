@@ -15,14 +15,22 @@ from qa import DEFAULT_CORPUS, Assistant, default_data_dir
 from qa.cli import corpus_options, load_with_progress
 
 from .library import Library
+from .signin import PASSWORD_ENV, needs_sign_in, read_password
 
 
 @click.command()
 @corpus_options
-@click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True,
-              help="Port on 127.0.0.1 to serve on.")
-def serve(docs, model, data_dir, store, threshold, port):
-    """Start the browser chat on http://127.0.0.1:PORT (local only, no share link)."""
+@click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True, help="Port to serve on.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help=f"Address to serve on; any but 127.0.0.1 needs a password (${PASSWORD_ENV} or --password-file).")
+@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path),
+              help=f"A file holding the password every page and API call must send [or ${PASSWORD_ENV}].")
+def serve(docs, model, data_dir, store, threshold, port, host, password_file):
+    """Start the browser chat on http://HOST:PORT (127.0.0.1: this machine only; no share link)."""
+    password = read_password(password_file)  # a bad password file fails here, before anything loads
+    if password is None and needs_sign_in(host):
+        raise click.UsageError(f"--host {host} may be reached from other machines: set a password in "
+                               f"${PASSWORD_ENV} or give --password-file FILE (never on the command line)")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -37,5 +45,6 @@ def serve(docs, model, data_dir, store, threshold, port):
     # Gradio costs seconds to import: only now, when the app is really wanted.
     from .app import App, launch
 
-    app = App(assistant, library, model=model)
-    launch(app, port)
+    if password:
+        click.echo("Sign-in is on: every page and API call asks for the password.", err=True)
+    launch(App(assistant, library, model=model), port, host=host, password=password)

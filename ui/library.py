@@ -73,8 +73,9 @@ class Library:
     def uploaded_files(self) -> list[Path]:
         if not self.uploads.is_dir():
             return []
+        # Not the hidden ".incoming-*" copies of uploads being checked (or left by a kill while checked).
         return sorted(p for p in self.uploads.iterdir()
-                      if p.is_file() and p.suffix.lower() in ALLOWED_SUFFIXES)
+                      if p.is_file() and p.suffix.lower() in ALLOWED_SUFFIXES and not p.name.startswith("."))
 
     def files(self) -> list[Path]:
         """The corpus: the base documents less the removed ones, plus the uploads."""

@@ -46,7 +46,8 @@ train: setup
 
 # Retrain the reader in models/reader/ on ../shared/train: mine the engine's candidates (16 minutes),
 # train (60 minutes, resumable after a kill), export and judge; then `make train`, since the reader's
-# margin is evidence (docs/reader.md).
+# margin is evidence. The shipped reader started from the span-only reader before it (--init;
+# docs/reader.md says how to take that file from git history).
 train-reader: setup
 	$(PY) -m qa.training.reader
 

@@ -11,6 +11,8 @@ from qa.assistant import DEFAULT_THRESHOLD
 from qa.training.answerability import (
     COVERAGE_FLOOR,
     OFF_TOPIC_LOSS,
+    SCORE_WEIGHTS,
+    Candidates,
     Evidence,
     best_threshold,
     choose_off_topic_cut,
@@ -87,8 +89,23 @@ def test_off_topic_questions_are_another_articles_asked_of_this_one():
         ("question 0 of a", ("b",), True), ("question 1 of a", ("b",), True)]
 
 
+def _candidates(best: float = 20.0) -> Candidates:
+    """``_evidence`` as the reranking weights see it: with weight ``best`` the first quote is right more often."""
+    e = _evidence()
+    right = np.stack([e.right & (np.arange(len(e.right)) % 7 != 0) for _ in SCORE_WEIGHTS])
+    right[SCORE_WEIGHTS.index(best)] = e.right
+    return Candidates(np.stack([e.x] * len(SCORE_WEIGHTS)), right, e.answerable, e.off_topic, e.groups, e.top)
+
+
+def test_the_reranking_weight_is_the_one_whose_first_quotes_are_right_most_often():
+    candidates = _candidates(best=20.0)
+    assert candidates.best_weight() == 20.0
+    assert np.array_equal(candidates.at(20.0).right, _evidence().right)
+
+
 def test_training_gives_a_model_that_tells_off_topic_questions(tmp_path):
-    model, cut, cv = train(_evidence())
+    model, cut, cv = train(_candidates())
+    assert model.score_weight == 20.0 == cv["score_weight"]
     assert cv["auc_off_topic"] > 0.9 and cv["off_topic_caught"] > 0.5
     assert model.off_topic_cut == cv["thresholds"]["off_topic"]
     write(model, cut, {"cv": cv}, tmp_path / "answerability.json")

@@ -43,7 +43,8 @@ def test_training_resumes_and_its_export_loads_back(tmp_path, tokenizer):
     rows = reader.token_labels(tokenizer, ROWS * 8)
     model, state = reader.train(rows, 0.02, tmp_path, None, progress=lambda m: None)
     assert state["steps"] >= 1 and (tmp_path / "state.pt").is_file()
-    again, resumed = reader.train(rows, 0.04, tmp_path, None, progress=lambda m: None)
+    # A longer budget than the first run spent: the resumed run takes at least one more step.
+    again, resumed = reader.train(rows, state["elapsed"] / 60 + 0.01, tmp_path, None, progress=lambda m: None)
     assert resumed["steps"] > state["steps"]
     fp32, int8 = reader.export(again, tmp_path / "onnx", resolve_model(BASE_MODEL).path / "tokenizer.json")
     import onnxruntime

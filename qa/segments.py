@@ -55,18 +55,23 @@ class Segment:
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
     """(start, end) of each sentence in ``text``, trimmed of surrounding space."""
+    cuts = [0, *_breaks(text), len(text)]
+    return [span for low, high in zip(cuts, cuts[1:]) for span in nupunkt_spans(text, low, high)]
+
+
+def nupunkt_spans(text: str, low: int = 0, high: int | None = None) -> list[tuple[int, int]]:
+    """nupunkt's sentences of ``text[low:high]``, stripped of surrounding space and capped in length."""
     import nupunkt
 
+    high = len(text) if high is None else high
     spans = []
-    cuts = [0, *_breaks(text), len(text)]
-    for low, high in zip(cuts, cuts[1:]):
-        for start, end in nupunkt.sent_spans(text[low:high]):
-            start, end = low + start, low + end
-            while start < end and text[start].isspace():
-                start += 1
-            while end > start and text[end - 1].isspace():
-                end -= 1
-            spans.extend(_cap_length(text, start, end))
+    for start, end in nupunkt.sent_spans(text[low:high]):
+        start, end = low + start, low + end
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        spans.extend(_cap_length(text, start, end))
     return spans
 
 

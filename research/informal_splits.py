@@ -1,6 +1,6 @@
 """What the informal-text splitter changes: paragraphs split differently and gold answers cut in two.
 
-Compares nupunkt alone (the splitter before issue 25) with ``qa.segments.split_sentences`` on
+Compares nupunkt alone (the splitter before the informal-text rules) with ``qa.segments.split_sentences`` on
 the SQuAD v1.1 public articles (each question's first gold answer, by its offset) and on the
 informal test set (every place an answer's text stands in its documents).  Run from the
 repository root:
@@ -14,26 +14,13 @@ import argparse
 import json
 from pathlib import Path
 
-import nupunkt
-
 from qa import load_documents
-from qa.segments import _cap_length, split_sentences
+from qa.segments import nupunkt_spans, split_sentences
 
 INFORMAL = Path("tests/informal")
 
 
-def nupunkt_alone(text: str) -> list[tuple[int, int]]:
-    spans = []
-    for start, end in nupunkt.sent_spans(text):
-        while start < end and text[start].isspace():
-            start += 1
-        while end > start and text[end - 1].isspace():
-            end -= 1
-        spans.extend(_cap_length(text, start, end))
-    return spans
-
-
-SPLITTERS = {"nupunkt alone": nupunkt_alone, "split_sentences": split_sentences}
+SPLITTERS = {"nupunkt alone": nupunkt_spans, "split_sentences": split_sentences}
 
 
 def inside(spans, start: int, end: int) -> bool:

@@ -83,17 +83,9 @@ class Evidence:
     top: np.ndarray
 
 
-@dataclass
-class Candidates:
+class Candidates(Evidence):
     """``Evidence`` for each weight of ``SCORE_WEIGHTS`` (the first quote the reranking puts first):
     ``x`` and ``right`` have one more axis in front, a row per weight."""
-
-    x: np.ndarray
-    right: np.ndarray
-    answerable: np.ndarray
-    off_topic: np.ndarray
-    groups: np.ndarray
-    top: np.ndarray
 
     def at(self, weight: float) -> Evidence:
         w = SCORE_WEIGHTS.index(weight)

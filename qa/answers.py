@@ -150,18 +150,18 @@ def compose(question: str, query: str, passages: list[Passage], documents: dict[
         quotes = select_quotes(passages, documents, k)
         message = NO_ANSWER + (" The closest passages are listed." if quotes else "")
         return Answer(question, False, quotes, message, query, kind="none")
-    readings = read(question, passages, reader)
     if query != question:
         # A follow-up read with earlier turns: the reader and the model read the question alone, and
         # misjudge a short follow-up's "he" or "it" (seeds/followups.jsonl: 6 of 19 right first quotes
-        # made possible or none), so the conversation's order stands and the score threshold decides.
+        # made possible or none), so the conversation's order stands, the score threshold decides,
+        # and only the first quote is read, for its short answer.
         kind, confidence = "answer", None
-        first = readings[0] if readings else None
+        readings = read(question, passages[:1], reader)
     else:
         model = answerability.load_model()
-        passages, readings = model.rerank(passages, readings)
-        first = readings[0] if readings else None
+        passages, readings = model.rerank(passages, read(question, passages, reader))
         kind, confidence = model.reply(answerability.features(question, passages, documents, readings))
+    first = readings[0] if readings else None
     quotes = select_quotes(passages, documents, k, first if kind != "none" else None)
     if kind == "answer":
         cited = "; ".join(dict.fromkeys(q.title for q in quotes))

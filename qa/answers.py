@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from . import answerability
 from .documents import Document
 from .models.reader import Reader, Reading
@@ -115,6 +117,14 @@ def read(question: str, passages: list[Passage], reader: Reader | None) -> list[
     return reader.read(question, [p.segment.text for p in passages[:READ]])
 
 
+def weigh(question: str, passages: list[Passage], documents: dict[str, Document], reader: Reader | None, model
+          ) -> tuple[list[Passage], list[Reading | None], np.ndarray]:
+    """A standalone question's passages read, put in the decision ``model``'s order, and their evidence:
+    (passages, the readings of the first ``READ`` in that order, the evidence of the first)."""
+    passages, readings = model.rerank(passages, read(question, passages, reader))
+    return passages, readings, answerability.features(question, passages, documents, readings)
+
+
 def select_quotes(passages: list[Passage], documents: dict[str, Document], k: int,
                   first: Reading | None = None) -> tuple[Quote, ...]:
     """The first ``k`` passages as quotes; the first holds the short answer of its ``first`` reading."""
@@ -159,8 +169,8 @@ def compose(question: str, query: str, passages: list[Passage], documents: dict[
         readings = read(question, passages[:1], reader)
     else:
         model = answerability.load_model()
-        passages, readings = model.rerank(passages, read(question, passages, reader))
-        kind, confidence = model.reply(answerability.features(question, passages, documents, readings))
+        passages, readings, evidence = weigh(question, passages, documents, reader, model)
+        kind, confidence = model.reply(evidence)
     first = readings[0] if readings else None
     quotes = select_quotes(passages, documents, k, first if kind != "none" else None)
     if kind == "answer":

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.answerability import FEATURES, features, kind, load_model, missing_asked
-from qa.answers import distinct, read
+from qa.answerability import FEATURES, kind, load_model, missing_asked
+from qa.answers import distinct, weigh
 from qa.assistant import DEFAULT_THRESHOLD, Assistant
 from qa.evaluation import auc, corpus_key, is_correct, open_corpora, read_testset
 from qa.store.index import default_data_dir
@@ -40,11 +40,10 @@ def test_set_evidence(testset: str, docs: str) -> list[dict]:
     model, rows = load_model(), []
     for item in items:
         assistant = assistants[corpus_key(item, paths)]
-        passages = distinct(assistant.retriever.retrieve(item.question, top_k=20))
-        passages, readings = model.rerank(passages, read(item.question, passages, assistant.reader))
+        retrieved = distinct(assistant.retriever.retrieve(item.question, top_k=20))
+        passages, _, x = weigh(item.question, retrieved, assistant.documents_by_id, assistant.reader, model)
         s = passages[0].segment
-        rows.append({"x": features(item.question, passages, assistant.documents_by_id, readings),
-                     "top": passages[0].score, "answerable": item.answerable,
+        rows.append({"x": x, "top": retrieved[0].score, "answerable": item.answerable,
                      "right": is_correct(item, s.doc_id, s.start, s.end, s.text)})
     return rows
 
